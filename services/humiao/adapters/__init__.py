@@ -1,0 +1,1 @@
+"""Thin adapters between the domain core and Kafka, PostgreSQL and protobuf."""

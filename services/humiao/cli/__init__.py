@@ -1,0 +1,1 @@
+"""The `humiao` command line."""

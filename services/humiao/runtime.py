@@ -1,0 +1,155 @@
+"""What every service process shares: logging, a grpc.aio server with health and
+reflection, a Prometheus endpoint, readiness probing and a clean SIGTERM.
+
+A service's `main` builds its dependencies, then hands its servicers and a readiness
+probe to `run_grpc_service`. Health says SERVING only while the probe passes (Kafka
+and PostgreSQL reachable), so orchestrators route nothing to a service that can't work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import prometheus_client
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from humiao import __version__
+from humiao.config import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+BUILD_INFO = prometheus_client.Info("humiao_build", "Version of the running Humiao build")
+BUILD_INFO.info({"version": __version__, "python": sys.version.split()[0]})
+
+
+def setup_logging(level: str) -> None:
+    """Plain key=value lines on stderr. Never log an ID number: log pseudonyms or counts."""
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+    )
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One servicer: the generated `add_XServicer_to_server` function and its full name."""
+
+    add_to_server: Callable[[Any, grpc.aio.Server], None]
+    servicer: Any
+    service_name: str
+
+
+ReadinessProbe = Callable[[], Awaitable[bool]]
+
+
+def write_ready_file(info: dict[str, Any]) -> None:
+    """Tell whoever started us where we listen (ports may be chosen by the OS)."""
+    target = os.environ.get("HUMIAO_READY_FILE")
+    if target:
+        tmp = Path(target + ".tmp")
+        tmp.write_text(json.dumps(info))
+        tmp.replace(target)
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def watch_readiness(
+    probe: ReadinessProbe,
+    health_servicer: health.aio.HealthServicer,
+    names: Sequence[str],
+    stop: asyncio.Event,
+    interval: float = 2.0,
+) -> None:
+    """Keep the health status in step with the probe until stop is set."""
+    last: bool | None = None
+    while not stop.is_set():
+        try:
+            ok = await asyncio.wait_for(probe(), timeout=interval * 2)
+        except Exception as exc:  # a failing dependency is a status, not a crash
+            log.warning("readiness probe failed: %s", type(exc).__name__)
+            ok = False
+        if ok != last:
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if ok
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            for name in ("", *names):
+                await health_servicer.set(name, status)
+            log.info("health=%s", "SERVING" if ok else "NOT_SERVING")
+            last = ok
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except TimeoutError:
+            pass
+
+
+async def run_grpc_service(
+    name: str,
+    settings: ServiceSettings,
+    registrations: Sequence[Registration],
+    probe: ReadinessProbe,
+    *,
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    background: Sequence[Callable[[asyncio.Event], Awaitable[None]]] = (),
+    on_stop: Callable[[], Awaitable[None]] | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve until SIGTERM/SIGINT (or `stop`), then drain calls and stop cleanly."""
+    stop = stop or asyncio.Event()
+    install_stop_signals(stop)
+    server = grpc.aio.server(
+        interceptors=list(interceptors),
+        options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = [r.service_name for r in registrations]
+    for reg in registrations:
+        reg.add_to_server(reg.servicer, server)
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    port = server.add_insecure_port(f"{settings.humiao_grpc_host}:{settings.humiao_grpc_port}")
+    metrics_server, _ = prometheus_client.start_http_server(
+        settings.humiao_metrics_port, addr=settings.humiao_grpc_host
+    )
+    metrics_port = metrics_server.server_port
+    for svc_name in ("", *names):
+        await health_servicer.set(svc_name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await server.start()
+    log.info("service=%s grpc_port=%d metrics_port=%d started", name, port, metrics_port)
+    write_ready_file(
+        {"service": name, "grpc": f"{settings.humiao_grpc_host}:{port}",
+         "metrics": f"http://{settings.humiao_grpc_host}:{metrics_port}/metrics", "pid": os.getpid()}
+    )
+    tasks = [asyncio.create_task(watch_readiness(probe, health_servicer, names, stop))]
+    tasks += [asyncio.create_task(job(stop)) for job in background]
+    try:
+        await stop.wait()
+        log.info("service=%s stopping", name)
+        await health_servicer.enter_graceful_shutdown()
+        await server.stop(settings.humiao_shutdown_grace_seconds)
+        for task in tasks:
+            task.cancel() if task is tasks[0] else None
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if on_stop is not None:
+            await on_stop()
+    finally:
+        metrics_server.shutdown()
+        log.info("service=%s stopped", name)
