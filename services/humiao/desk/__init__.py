@@ -1,0 +1,1 @@
+"""The alert desk: the gRPC API staff use to find, work and close alerts."""

@@ -1,0 +1,643 @@
+"""The AlertDesk servicer: validate, check the caller's role and regions, call the
+repository, convert. Every method goes through one decorator (`unary` / `streaming`)
+that authenticates the caller, maps DeskError to its status code and counts the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import functools
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NoReturn, TypeVar
+
+import asyncpg
+import grpc
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from humiao.api.alerts.v1 import alerts_pb2
+from humiao.api.desk.v1 import desk_pb2, desk_pb2_grpc
+from humiao.api.events.v1 import events_pb2
+from humiao.desk import lifecycle, queries, timeline
+from humiao.desk.auth import Role, Staff, StaffDirectory
+from humiao.desk.errors import (
+    Aborted,
+    DeskError,
+    FailedPrecondition,
+    FieldProblem,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    invalid,
+)
+from humiao.desk.messages import alert_message, audit_message, note_message
+from humiao.desk.metrics import CALL_SECONDS, CALLS, WATCH_SENT, WATCHERS, WHOLE_ID_READS
+from humiao.desk.watch import ChangeFeed, FeedItem
+from humiao.domain.alerts import Resolution
+from humiao.domain.identity import citizen_id_problem, mask_id, pseudonym
+from humiao.domain.values import Period
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "humiao.desk.v1.AlertDesk"
+_STATUS = {
+    Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    Aborted: grpc.StatusCode.ABORTED,
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+}
+_REGION = re.compile(r"^\d{6}$")
+_CHILD_KEY = re.compile(r"^[0-9a-f]{32}$")
+_SORTS = {
+    desk_pb2.SORT_BY_UNSPECIFIED: "raised_at",
+    desk_pb2.RAISED_AT: "raised_at",
+    desk_pb2.AMOUNT_AT_RISK: "amount",
+    desk_pb2.PERIOD: "period",
+}
+_BODY_KIND = {
+    f.name: f.json_name for f in events_pb2.Envelope.DESCRIPTOR.oneofs_by_name["body"].fields
+}
+MAX_TEXT = 4000
+
+
+def status_of(exc: DeskError) -> grpc.StatusCode:
+    for kind, code in _STATUS.items():
+        if isinstance(exc, kind):
+            return code
+    return grpc.StatusCode.UNKNOWN
+
+
+async def abort(context: grpc.aio.ServicerContext, exc: DeskError) -> NoReturn:
+    """The one place a DeskError becomes a gRPC status (with BadRequest details)."""
+    if isinstance(exc, InvalidArgument):
+        status = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=str(exc))
+        status.details.add().Pack(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=p.field, description=p.reason)
+                    for p in exc.problems
+                ]
+            )
+        )
+        rich = rpc_status.to_status(status)
+        await context.abort(rich.code, rich.details, rich.trailing_metadata)
+    await context.abort(status_of(exc), str(exc))
+    raise AssertionError("unreachable")  # context.abort always raises
+
+
+def _internal(method: str, exc: BaseException) -> None:
+    # The class and place only: messages of database errors can quote values.
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+    log.error("method=%s internal error %s at %s", method, type(exc).__name__, where)
+
+
+S = TypeVar("S", bound="AlertDeskServicer")
+Unary = Callable[[S, Any, grpc.aio.ServicerContext, Staff], Awaitable[Any]]
+Streaming = Callable[[S, Any, grpc.aio.ServicerContext, Staff], AsyncIterator[Any]]
+
+
+def unary(fn: Unary[S]) -> Callable[[S, Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+    method = fn.__name__
+
+    @functools.wraps(fn)
+    async def wrapper(self: S, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            staff = await self.directory.authenticate(context.invocation_metadata())
+            return await fn(self, request, context, staff)
+        except DeskError as exc:
+            code = status_of(exc)
+            await abort(context, exc)
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as exc:
+            code = grpc.StatusCode.INTERNAL
+            _internal(method, exc)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        finally:
+            CALLS.labels(method, code.name).inc()
+            CALL_SECONDS.labels(method).observe(time.perf_counter() - started)
+
+    return wrapper
+
+
+def streaming(fn: Streaming[S]) -> Callable[[S, Any, grpc.aio.ServicerContext], AsyncIterator[Any]]:
+    method = fn.__name__
+
+    @functools.wraps(fn)
+    async def wrapper(
+        self: S, request: Any, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Any]:
+        code = grpc.StatusCode.OK
+        try:
+            staff = await self.directory.authenticate(context.invocation_metadata())
+            async for item in fn(self, request, context, staff):
+                yield item
+        except DeskError as exc:
+            code = status_of(exc)
+            await abort(context, exc)
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as exc:
+            code = grpc.StatusCode.INTERNAL
+            _internal(method, exc)
+            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        finally:
+            CALLS.labels(method, code.name).inc()
+
+    return wrapper
+
+
+def _period(text: str, field: str, problems: list[FieldProblem]) -> str | None:
+    if not text:
+        return None
+    try:
+        return str(Period.parse(text))
+    except ValueError as exc:
+        problems.append(FieldProblem(field, str(exc)))
+        return None
+
+
+def _periods(pf: str, pt: str, prefix: str) -> tuple[str | None, str | None, list[FieldProblem]]:
+    problems: list[FieldProblem] = []
+    start = _period(pf, f"{prefix}period_from", problems)
+    end = _period(pt, f"{prefix}period_to", problems)
+    if start and end and start > end:
+        problems.append(FieldProblem(f"{prefix}period_to", "must not be before period_from"))
+    return start, end, problems
+
+
+def _regions(values: Any, field: str, problems: list[FieldProblem]) -> None:
+    for i, region in enumerate(values):
+        if not _REGION.match(region):
+            problems.append(FieldProblem(f"{field}[{i}]", "must be a 6-digit region code"))
+
+
+def _enum_names(enum_type: Any, values: Any, field: str, problems: list[FieldProblem]) -> list[str]:
+    names = []
+    for i, value in enumerate(values):
+        if value == 0 or value not in enum_type.values():
+            problems.append(FieldProblem(f"{field}[{i}]", f"unknown value {value}"))
+        else:
+            names.append(enum_type.Name(value))
+    return names
+
+
+def _matches(version: alerts_pb2.AlertVersion, q: queries.AlertQuery) -> bool:
+    """The in-memory twin of queries._where, for the live feed."""
+    return not (
+        (q.regions is not None and version.region not in q.regions)
+        or (q.codes and alerts_pb2.AlertCode.Name(version.code) not in q.codes)
+        or (q.statuses and alerts_pb2.AlertStatus.Name(version.status) not in q.statuses)
+        or (q.period_from and version.period < q.period_from)
+        or (q.period_to and version.period > q.period_to)
+        or (q.child_key and version.child_key != q.child_key)
+        or (q.min_amount is not None and version.amount_at_risk_fen < q.min_amount)
+        or (q.max_amount is not None and version.amount_at_risk_fen > q.max_amount)
+        or (q.assignee and version.assignee != q.assignee)
+        or (q.alert_ids and version.alert_id not in q.alert_ids)
+    )
+
+
+def _need(value: str, field: str, what: str = "is required") -> str:
+    text = value.strip()
+    if not text:
+        raise invalid(field, what)
+    if len(text) > MAX_TEXT:
+        raise invalid(field, f"must be at most {MAX_TEXT} characters")
+    return text
+
+
+def _need_version(version: int) -> None:
+    if version < 1:
+        raise invalid("expected_version", "is required: the version of the alert you read (>= 1)")
+
+
+class AlertDeskServicer(desk_pb2_grpc.AlertDeskServicer):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        directory: StaffDirectory,
+        feed: ChangeFeed,
+        *,
+        pseudonym_key: bytes,
+        heartbeat_seconds: float = 15.0,
+    ) -> None:
+        self.pool = pool
+        self.directory = directory
+        self.feed = feed
+        self._secret = pseudonym_key
+        self.heartbeat_seconds = heartbeat_seconds
+
+    # ---- helpers -------------------------------------------------------------------
+
+    def child_key(self, text: str, field: str) -> str:
+        """A child named by ID number or by key -> its key (never logged or echoed)."""
+        text = text.strip()
+        if len(text) == 18:
+            problem = citizen_id_problem(text.upper())
+            if problem:
+                raise invalid(field, f"not a valid ID number: {problem}")
+            return pseudonym(self._secret, text.upper())
+        if _CHILD_KEY.match(text.lower()):
+            return text.lower()
+        raise invalid(field, "must be an 18-character ID number or a 32-hex-digit child key")
+
+    def query(
+        self, staff: Staff, f: desk_pb2.AlertFilter, prefix: str = "filter."
+    ) -> queries.AlertQuery:
+        problems: list[FieldProblem] = []
+        _regions(f.regions, f"{prefix}regions", problems)
+        codes = _enum_names(alerts_pb2.AlertCode, f.codes, f"{prefix}codes", problems)
+        statuses = _enum_names(alerts_pb2.AlertStatus, f.statuses, f"{prefix}statuses", problems)
+        start, end, more = _periods(f.period_from, f.period_to, prefix)
+        problems += more
+        child_key = None
+        if f.child:
+            try:
+                child_key = self.child_key(f.child, f"{prefix}child")
+            except InvalidArgument as exc:
+                problems += exc.problems
+        low = f.min_amount_at_risk_fen if f.HasField("min_amount_at_risk_fen") else None
+        high = f.max_amount_at_risk_fen if f.HasField("max_amount_at_risk_fen") else None
+        if low is not None and high is not None and low > high:
+            problems.append(
+                FieldProblem(
+                    f"{prefix}max_amount_at_risk_fen", "must not be below min_amount_at_risk_fen"
+                )
+            )
+        if problems:
+            raise InvalidArgument(problems)
+        return queries.AlertQuery(
+            regions=staff.scope(f.regions),
+            codes=codes,
+            statuses=statuses,
+            period_from=start,
+            period_to=end,
+            child_key=child_key,
+            min_amount=low,
+            max_amount=high,
+            assignee=f.assignee.strip() or None,
+            alert_ids=list(f.alert_ids),
+        )
+
+    @staticmethod
+    def _fingerprint(request: desk_pb2.ListAlertsRequest) -> str:
+        raw = request.filter.SerializeToString(deterministic=True)
+        raw += f"|{request.sort_by}|{request.ascending}".encode()
+        return hashlib.sha256(raw).hexdigest()[:16]
+
+    @staticmethod
+    def _page_token(fingerprint: str, sort: str, row: asyncpg.Record) -> str:
+        value: Any = row[queries.SORT_COLUMNS[sort]]
+        if isinstance(value, dt.datetime):
+            value = value.isoformat()
+        raw = json.dumps([fingerprint, value, row["alert_id"]], separators=(",", ":"))
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @staticmethod
+    def _after(token: str, fingerprint: str, sort: str) -> tuple[Any, str]:
+        try:
+            raw = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+            mark, value, alert_id = raw
+            if sort == "raised_at":
+                value = dt.datetime.fromisoformat(value)
+            elif sort == "amount":
+                value = int(value)
+            else:
+                value = str(value)
+        except (ValueError, TypeError) as exc:
+            raise invalid("page_token", "is not a token this service issued") from exc
+        if mark != fingerprint:
+            raise invalid("page_token", "belongs to another filter or sort order")
+        return value, str(alert_id)
+
+    # ---- reads -------------------------------------------------------------------
+
+    @unary
+    async def ListAlerts(
+        self, request: desk_pb2.ListAlertsRequest, context: grpc.aio.ServicerContext, staff: Staff
+    ) -> desk_pb2.ListAlertsResponse:
+        q = self.query(staff, request.filter)
+        size = request.page_size or 50
+        if not 1 <= size <= 1000:
+            raise invalid("page_size", "must be between 1 and 1000")
+        sort = _SORTS.get(request.sort_by)
+        if sort is None:
+            raise invalid("sort_by", f"unknown value {request.sort_by}")
+        fingerprint = self._fingerprint(request)
+        after = self._after(request.page_token, fingerprint, sort) if request.page_token else None
+        rows = await queries.list_page(
+            self.pool, q, sort=sort, ascending=request.ascending, limit=size + 1, after=after
+        )
+        page = rows[:size]
+        response = desk_pb2.ListAlertsResponse(
+            alerts=[alert_message(r, whole_id=False) for r in page]
+        )
+        if len(rows) > size:
+            response.next_page_token = self._page_token(fingerprint, sort, page[-1])
+        if not request.page_token:
+            by_code: dict[str, list[int]] = {}
+            by_status: dict[str, list[int]] = {}
+            for r in await queries.counts(self.pool, q):
+                for table, key in ((by_code, r["code"]), (by_status, r["status"])):
+                    acc = table.setdefault(key, [0, 0])
+                    acc[0] += r["alerts"]
+                    acc[1] += r["amount"]
+            response.counts_by_code.extend(
+                desk_pb2.Count(key=k, alerts=v[0], amount_at_risk_fen=v[1])
+                for k, v in sorted(by_code.items())
+            )
+            response.counts_by_status.extend(
+                desk_pb2.Count(key=k, alerts=v[0], amount_at_risk_fen=v[1])
+                for k, v in sorted(by_status.items())
+            )
+            response.total = sum(v[0] for v in by_code.values())
+        return response
+
+    @unary
+    async def GetAlert(
+        self, request: desk_pb2.GetAlertRequest, context: grpc.aio.ServicerContext, staff: Staff
+    ) -> desk_pb2.GetAlertResponse:
+        alert_id = _need(request.alert_id, "alert_id")
+        async with self.pool.acquire() as conn:
+            row = await queries.fetch_alert(conn, alert_id, staff.regions)
+            # Audited before anything whole leaves the service.
+            await queries.audit(
+                conn,
+                actor=staff.name,
+                role=staff.role.name.lower(),
+                action="READ_ALERT_ID",
+                alert_id=alert_id,
+                child_key=row["child_key"],
+                version=row["version"],
+            )
+            WHOLE_ID_READS.labels("GetAlert").inc()
+            payloads = await queries.versions(conn, alert_id)
+            note_rows = await queries.notes(conn, alert_id)
+            audit_rows = await queries.audit_of_alert(conn, alert_id)
+            facts = await queries.facts_by_id(conn, list(row["evidence_event_ids"]))
+        response = desk_pb2.GetAlertResponse(alert=alert_message(row, whole_id=True))
+        for payload in payloads:
+            response.versions.add().ParseFromString(payload)
+        response.notes.extend(note_message(r) for r in note_rows)
+        response.audit.extend(audit_message(r) for r in audit_rows)
+        for event_id in row["evidence_event_ids"]:
+            evidence = response.evidence.add(event_id=event_id)
+            stored = facts.get(event_id)
+            if stored is None:
+                continue
+            evidence.found = True
+            evidence.event.ParseFromString(stored)
+            body = evidence.event.WhichOneof("body")
+            evidence.kind = _BODY_KIND.get(body or "", "")
+            evidence.recorded_at.CopyFrom(evidence.event.recorded_at)
+        return response
+
+    @streaming
+    async def WatchAlerts(
+        self, request: desk_pb2.WatchAlertsRequest, context: grpc.aio.ServicerContext, staff: Staff
+    ) -> AsyncIterator[desk_pb2.WatchAlertsResponse]:
+        q = self.query(staff, request.filter)
+        if request.HasField("after_cursor") and request.after_cursor < 0:
+            raise invalid("after_cursor", "must be >= 0")
+        await self.feed.wait_ready()
+        cursor = request.after_cursor if request.HasField("after_cursor") else self.feed.horizon
+        WATCHERS.inc()
+        try:
+            last_sent = time.monotonic()
+            while not self.feed.closed:
+                items: list[FeedItem] = await self.feed.read_after(cursor)
+                for item in items:
+                    cursor = item.seq
+                    if _matches(item.version, q):
+                        WATCH_SENT.inc()
+                        last_sent = time.monotonic()
+                        yield desk_pb2.WatchAlertsResponse(
+                            cursor=item.seq,
+                            change=desk_pb2.AlertChange(
+                                version=item.version, child_id=mask_id(item.child_id)
+                            ),
+                        )
+                if items:
+                    continue
+                idle = time.monotonic() - last_sent
+                if not await self.feed.wait_beyond(cursor, max(0.0, self.heartbeat_seconds - idle)):
+                    last_sent = time.monotonic()
+                    yield desk_pb2.WatchAlertsResponse(cursor=cursor)
+        finally:
+            WATCHERS.dec()
+
+    @unary
+    async def GetChildTimeline(
+        self,
+        request: desk_pb2.GetChildTimelineRequest,
+        context: grpc.aio.ServicerContext,
+        staff: Staff,
+    ) -> desk_pb2.GetChildTimelineResponse:
+        key = self.child_key(_need(request.child, "child"), "child")
+        async with self.pool.acquire() as conn:
+            fact_rows = await queries.timeline_facts(conn, key)
+            alert_rows = await queries.alerts_of_child(conn, key)
+            facts = timeline.decode(fact_rows)
+            regions = timeline.child_regions(facts, [a["region"] for a in alert_rows])
+            if not any(staff.covers(r) for r in regions):
+                raise NotFound("no such child in your regions")
+            await queries.audit(
+                conn,
+                actor=staff.name,
+                role=staff.role.name.lower(),
+                action="READ_CHILD_TIMELINE",
+                child_key=key,
+            )
+            WHOLE_ID_READS.labels("GetChildTimeline").inc()
+        visible = [alert_message(a, whole_id=True) for a in alert_rows if staff.covers(a["region"])]
+        child_id = timeline.child_id_of(facts) or (alert_rows[0]["child_id"] if alert_rows else "")
+        entries, loose = timeline.build(key, facts, visible, lambda p: pseudonym(self._secret, p))
+        return desk_pb2.GetChildTimelineResponse(
+            child_key=key,
+            child_id=child_id,
+            regions=sorted(regions),
+            entries=entries,
+            period_alerts=loose,
+        )
+
+    @unary
+    async def Summary(
+        self, request: desk_pb2.SummaryRequest, context: grpc.aio.ServicerContext, staff: Staff
+    ) -> desk_pb2.SummaryResponse:
+        problems: list[FieldProblem] = []
+        _regions(request.regions, "regions", problems)
+        start, end, more = _periods(request.period_from, request.period_to, "")
+        if problems or more:
+            raise InvalidArgument(problems + more)
+        rows = await queries.summary(self.pool, staff.scope(request.regions), start, end)
+        response = desk_pb2.SummaryResponse()
+        for r in rows:
+            response.rows.add(
+                region=r["region"],
+                code=alerts_pb2.AlertCode.Value(r["code"]),
+                status=alerts_pb2.AlertStatus.Value(r["status"]),
+                alerts=r["alerts"],
+                amount_at_risk_fen=r["at_risk"],
+                amount_recovered_fen=r["recovered"],
+            )
+            response.alerts += r["alerts"]
+            response.amount_at_risk_fen += r["at_risk"]
+            response.amount_recovered_fen += r["recovered"]
+        return response
+
+    # ---- transitions -------------------------------------------------------------
+
+    async def _transition(
+        self, staff: Staff, alert_id: str, version: int, plan: queries.Plan, note: str | None = None
+    ) -> desk_pb2.Alert:
+        row = await queries.transition(
+            self.pool,
+            alert_id,
+            version,
+            staff.regions,
+            plan,
+            actor=staff.name,
+            role=staff.role.name.lower(),
+            note=note,
+        )
+        return alert_message(row, whole_id=False)
+
+    @unary
+    async def AcknowledgeAlert(
+        self,
+        request: desk_pb2.AcknowledgeAlertRequest,
+        context: grpc.aio.ServicerContext,
+        staff: Staff,
+    ) -> desk_pb2.Alert:
+        staff.require(Role.INVESTIGATOR, "acknowledging an alert")
+        alert_id = _need(request.alert_id, "alert_id")
+        _need_version(request.expected_version)
+        note = request.note.strip()
+        if len(note) > MAX_TEXT:
+            raise invalid("note", f"must be at most {MAX_TEXT} characters")
+        return await self._transition(
+            staff,
+            alert_id,
+            request.expected_version,
+            lambda cur: lifecycle.acknowledge(cur, staff.name, note),
+            note or None,
+        )
+
+    @unary
+    async def AssignAlert(
+        self, request: desk_pb2.AssignAlertRequest, context: grpc.aio.ServicerContext, staff: Staff
+    ) -> desk_pb2.Alert:
+        staff.require(Role.SUPERVISOR, "assigning an alert")
+        alert_id = _need(request.alert_id, "alert_id")
+        _need_version(request.expected_version)
+        name = _need(request.assignee, "assignee")
+        target = await self.directory.by_name(name)
+        if target is None or target.role < Role.INVESTIGATOR:
+            raise invalid("assignee", "no investigator or supervisor by that name")
+        reason = request.reason.strip()
+
+        def plan(cur: lifecycle.Current) -> lifecycle.Change:
+            if not target.covers(cur.region):
+                raise invalid("assignee", f"{name} does not work in region {cur.region}")
+            return lifecycle.assign(cur, name, reason)
+
+        return await self._transition(staff, alert_id, request.expected_version, plan)
+
+    @unary
+    async def AddNote(
+        self, request: desk_pb2.AddNoteRequest, context: grpc.aio.ServicerContext, staff: Staff
+    ) -> desk_pb2.Note:
+        staff.require(Role.INVESTIGATOR, "adding a note")
+        alert_id = _need(request.alert_id, "alert_id")
+        text = _need(request.text, "text")
+        row = await queries.add_note(
+            self.pool, alert_id, staff.regions, staff.name, staff.role.name.lower(), text
+        )
+        return note_message(row)
+
+    @unary
+    async def ResolveAlert(
+        self,
+        request: desk_pb2.ResolveAlertRequest,
+        context: grpc.aio.ServicerContext,
+        staff: Staff,
+    ) -> desk_pb2.Alert:
+        staff.require(Role.INVESTIGATOR, "resolving an alert")
+        problems: list[FieldProblem] = []
+        if not request.alert_id.strip():
+            problems.append(FieldProblem("alert_id", "is required"))
+        if request.expected_version < 1:
+            problems.append(FieldProblem("expected_version", "is required (>= 1)"))
+        if request.resolution not in {r.value for r in Resolution}:
+            problems.append(
+                FieldProblem(
+                    "resolution",
+                    "is required: CONFIRMED_IMPROPER, FALSE_POSITIVE, DATA_CORRECTED or OTHER",
+                )
+            )
+        recovered = request.amount_recovered_fen
+        if recovered < 0:
+            problems.append(FieldProblem("amount_recovered_fen", "must not be negative"))
+        elif recovered and request.resolution != Resolution.CONFIRMED_IMPROPER:
+            problems.append(
+                FieldProblem(
+                    "amount_recovered_fen", "only a CONFIRMED_IMPROPER resolution recovers money"
+                )
+            )
+        note = request.note.strip()
+        if not note:
+            problems.append(FieldProblem("note", "is required: say how it was resolved"))
+        elif len(note) > MAX_TEXT:
+            problems.append(FieldProblem("note", f"must be at most {MAX_TEXT} characters"))
+        if problems:
+            raise InvalidArgument(problems)
+        resolution = Resolution(request.resolution)
+        may_override = staff.role >= Role.SUPERVISOR
+        return await self._transition(
+            staff,
+            request.alert_id.strip(),
+            request.expected_version,
+            lambda cur: lifecycle.resolve(
+                cur,
+                staff.name,
+                may_override=may_override,
+                resolution=resolution,
+                amount_recovered_fen=recovered,
+                note=note,
+            ),
+            note,
+        )
+
+    @unary
+    async def ReopenAlert(
+        self, request: desk_pb2.ReopenAlertRequest, context: grpc.aio.ServicerContext, staff: Staff
+    ) -> desk_pb2.Alert:
+        staff.require(Role.SUPERVISOR, "reopening an alert")
+        alert_id = _need(request.alert_id, "alert_id")
+        _need_version(request.expected_version)
+        reason = _need(request.reason, "reason", "is required: say why it is reopened")
+        return await self._transition(
+            staff,
+            alert_id,
+            request.expected_version,
+            lambda cur: lifecycle.reopen(cur, reason),
+            reason,
+        )

@@ -1,0 +1,289 @@
+"""A child's timeline: the facts about one child, deduplicated, retractions applied,
+conflicts resolved, indexed once so the checks run in linear time.
+
+Decisions (the rules a caseworker can expect):
+
+- **Duplicates.** Envelopes are deduplicated by ``event_id``. Two different envelopes with
+  the same id (a source bug) keep the one with the smallest ``repr``, so the choice never
+  depends on arrival order.
+- **Retractions.** A retracted event counts as never having happened. An
+  ``eventRetracted`` is an event too, so retracting a retraction restores the fact it
+  retracted (and so on down a chain). Retractions that directly or indirectly retract
+  themselves (a cycle) are void. The outcome depends only on the set of events.
+- **Conflicts.** Where several facts say different things about one thing (two enrollments
+  in one program, two death dates for one person, two adoptions, two schooling extensions,
+  two guardian appointments effective the same day, two standards for one region, program
+  and month, a disbursement id sent twice), the one recorded latest wins (largest
+  ``recordedAt``, ties broken by the larger ``event_id``): a later record is a correction.
+- **Enrollment ends.** An ``enrollmentEnded`` effective before the enrollment's approval
+  date belongs to an earlier spell (the child was re-enrolled) and is ignored; of the rest,
+  the one recorded latest applies.
+- **Reversals.** A reversed disbursement (any non-retracted ``disbursementReversed`` naming
+  its disbursementId) no longer counts as paid and is dropped from the timeline.
+- **Concern.** Facts that do not concern the child are ignored: child facts of other
+  children, person facts about persons the child does not name, region facts of regions
+  it is not enrolled in, reversals of other disbursements.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import cast
+
+from humiao.domain.events import (
+    AllowanceStandardSet,
+    ChildAdopted,
+    ChildEnrolled,
+    Disbursement,
+    DisbursementReversed,
+    EnrollmentEnded,
+    Envelope,
+    EventRetracted,
+    GuardianAppointed,
+    PaymentCycleClosed,
+    PersonDied,
+    PersonStatusChanged,
+    SchoolingExtension,
+)
+from humiao.domain.values import Period, Program
+
+
+def rank(env: Envelope) -> tuple[dt.datetime, str]:
+    """Conflict order: the envelope with the largest rank is the one that counts."""
+    return (env.recorded_at, env.event_id)
+
+
+def _keep_latest(store: dict, key: object, env: Envelope) -> None:
+    old = store.get(key)
+    if old is None or rank(env) > rank(old):
+        store[key] = env
+
+
+def persons_named(facts: Iterable[Envelope], child_id: str) -> set[str]:
+    """Ids whose person facts concern this child: the child itself, its parents (from
+    childEnrolled), guardians (guardianAppointed) and payees (disbursement.payeeId).
+
+    Retractions are deliberately not applied: this set routes person facts to the child,
+    and a retraction may itself be retracted later, so over-including is the safe side
+    (evaluate_child ignores what does not concern the child).
+    """
+    named = {child_id}
+    for env in facts:
+        body = env.body
+        if getattr(body, "child_id", None) != child_id:
+            continue
+        if isinstance(body, ChildEnrolled):
+            named.update(p.person_id for p in body.parents)
+        elif isinstance(body, GuardianAppointed):
+            named.add(body.guardian_id)
+        elif isinstance(body, Disbursement):
+            named.add(body.payee_id)
+    return named
+
+
+def dedupe(facts: Iterable[Envelope]) -> dict[str, Envelope]:
+    """One envelope per event id, chosen independently of order."""
+    return _dedupe(facts)[0]
+
+
+def _dedupe(facts: Iterable[Envelope]) -> tuple[dict[str, Envelope], dict[str, str]]:
+    """`dedupe`, and the kept retractions (own id -> retracted id) found on the way."""
+    unique: dict[str, Envelope] = {}
+    retractions: dict[str, str] = {}
+    for env in facts:
+        eid = env.event_id
+        old = unique.get(eid)
+        if old is None or (old is not env and old != env and repr(env) < repr(old)):
+            unique[eid] = env
+            body = env.body
+            if isinstance(body, EventRetracted):
+                retractions[eid] = body.retracted_event_id
+            elif old is not None:
+                retractions.pop(eid, None)
+    return unique, retractions
+
+
+def retracted_ids(retractions: dict[str, str]) -> set[str]:
+    """Ids that an effective retraction retracts.
+
+    ``retractions`` maps each eventRetracted's own event id to the id it retracts. A
+    retraction is effective when no effective retraction retracts it; retractions on a
+    cycle never resolve and are void. Resolved bottom-up (Kahn's algorithm), so chains
+    of any length cost linear time and no recursion.
+    """
+    if not retractions:
+        return set()
+    retractors: dict[str, list[str]] = {}
+    for rid, target in retractions.items():
+        retractors.setdefault(target, []).append(rid)
+    pending = {rid: len(retractors.get(rid, ())) for rid in retractions}
+    killed: set[str] = set()  # retractions retracted by an effective retraction
+    ready = [rid for rid, n in pending.items() if n == 0]
+    effective: set[str] = set()
+    while ready:
+        rid = ready.pop()
+        if rid not in killed:
+            effective.add(rid)
+        target = retractions[rid]
+        if target in pending:
+            if rid in effective:
+                killed.add(target)
+            pending[target] -= 1
+            if pending[target] == 0:
+                ready.append(target)
+    return {retractions[rid] for rid in effective}
+
+
+@dataclass(slots=True)
+class Timeline:
+    """Everything the checks need about one child, each fact resolved to one version."""
+
+    child_id: str
+    #: program -> the enrollment in force (latest recorded)
+    enrollments: dict[Program, Envelope] = field(default_factory=dict)
+    #: program -> the enrollmentEnded that applies to that enrollment
+    ends: dict[Program, Envelope] = field(default_factory=dict)
+    death: Envelope | None = None
+    adoption: Envelope | None = None
+    extension: Envelope | None = None
+    #: guardian appointments, one per effective date, sorted by date (see guardian_on)
+    guardian_dates: list[dt.date] = field(default_factory=list)
+    guardians: list[Envelope] = field(default_factory=list)
+    #: unreversed disbursements (envelope, body), one per disbursement id, by event id
+    disbursements: list[tuple[Envelope, Disbursement]] = field(default_factory=list)
+    #: deaths of named persons other than the child (latest recorded per person)
+    person_deaths: dict[str, Envelope] = field(default_factory=dict)
+    #: status changes of named persons, any order (sorted where used)
+    person_changes: dict[str, list[Envelope]] = field(default_factory=dict)
+    #: (region, program) -> (sorted effectiveFrom indices, standards in the same order)
+    standards: dict[tuple[str, Program], tuple[list[int], list[Envelope]]] = field(
+        default_factory=dict
+    )
+    #: cycle closes of the child's enrolled regions, one per (region, period), by period
+    #: then region
+    cycles: list[Envelope] = field(default_factory=list)
+
+    def guardian_on(self, day: dt.date) -> Envelope | None:
+        """The guardianAppointed in force on `day` (the last effective on or before it)."""
+        i = bisect.bisect_right(self.guardian_dates, day) - 1
+        return self.guardians[i] if i >= 0 else None
+
+    def standard(self, region: str, program: Program, period: Period) -> Envelope | None:
+        """The latest allowanceStandardSet in effect for (region, program) in `period`."""
+        entry = self.standards.get((region, program))
+        if entry is None:
+            return None
+        i = bisect.bisect_right(entry[0], period.index) - 1
+        return entry[1][i] if i >= 0 else None
+
+    def birth_date(self) -> dt.date | None:
+        """From the latest-recorded enrollment in any program."""
+        if not self.enrollments:
+            return None
+        env = max(self.enrollments.values(), key=rank)
+        return cast(ChildEnrolled, env.body).birth_date
+
+
+def build_timeline(child_id: str, facts: Iterable[Envelope]) -> Timeline:
+    """Index the facts once: dedupe, apply retractions, keep what concerns the child."""
+    unique, retractions = _dedupe(facts)
+    gone = retracted_ids(retractions)
+
+    enrollments: dict[Program, Envelope] = {}
+    ends_all: list[Envelope] = []
+    deaths: dict[str, Envelope] = {}
+    adoption: Envelope | None = None
+    extension: Envelope | None = None
+    guardians_by_date: dict[dt.date, Envelope] = {}
+    disb: dict[str, Envelope] = {}
+    reversed_ids: set[str] = set()
+    changes: dict[str, list[Envelope]] = {}
+    standards_raw: dict[tuple[str, Program, int], Envelope] = {}
+    cycles_raw: dict[tuple[str, int], Envelope] = {}
+
+    for eid, env in unique.items():
+        if eid in gone:
+            continue
+        body = env.body
+        # most frequent kinds first; isinstance narrows the body without casts
+        if isinstance(body, Disbursement):
+            if body.child_id == child_id:
+                did = body.disbursement_id
+                if did not in disb or rank(env) > rank(disb[did]):
+                    disb[did] = env
+        elif isinstance(body, PaymentCycleClosed):
+            key = (body.region, body.period.index)
+            if key not in cycles_raw or rank(env) > rank(cycles_raw[key]):
+                cycles_raw[key] = env
+        elif isinstance(body, AllowanceStandardSet):
+            _keep_latest(standards_raw, (body.region, body.program, body.effective_from.index), env)
+        elif isinstance(body, PersonDied):
+            _keep_latest(deaths, body.person_id, env)
+        elif isinstance(body, PersonStatusChanged):
+            changes.setdefault(body.person_id, []).append(env)
+        elif isinstance(body, DisbursementReversed):
+            reversed_ids.add(body.disbursement_id)
+        elif isinstance(body, EventRetracted) or body.child_id != child_id:
+            continue
+        elif isinstance(body, ChildEnrolled):
+            _keep_latest(enrollments, body.program, env)
+        elif isinstance(body, EnrollmentEnded):
+            ends_all.append(env)
+        elif isinstance(body, GuardianAppointed):
+            _keep_latest(guardians_by_date, body.effective_date, env)
+        elif isinstance(body, ChildAdopted):
+            if adoption is None or rank(env) > rank(adoption):
+                adoption = env
+        elif isinstance(body, SchoolingExtension) and (
+            extension is None or rank(env) > rank(extension)
+        ):
+            extension = env
+
+    tl = Timeline(child_id, enrollments=enrollments, adoption=adoption, extension=extension)
+    for env in ends_all:
+        e = cast(EnrollmentEnded, env.body)
+        enr = enrollments.get(e.program)
+        if enr is None or e.effective_date < cast(ChildEnrolled, enr.body).approved_on:
+            continue
+        _keep_latest(tl.ends, e.program, env)
+
+    for day in sorted(guardians_by_date):
+        tl.guardian_dates.append(day)
+        tl.guardians.append(guardians_by_date[day])
+
+    for did, env in disb.items():
+        if did not in reversed_ids:
+            tl.disbursements.append((env, cast(Disbursement, env.body)))
+    tl.disbursements.sort(key=lambda pair: pair[0].event_id)
+
+    named = {child_id}
+    for env in enrollments.values():
+        named.update(p.person_id for p in cast(ChildEnrolled, env.body).parents)
+    for env in tl.guardians:
+        named.add(cast(GuardianAppointed, env.body).guardian_id)
+    for _, d in tl.disbursements:
+        named.add(d.payee_id)
+    tl.death = deaths.get(child_id)
+    for pid in named:
+        if pid in deaths and pid != child_id:
+            tl.person_deaths[pid] = deaths[pid]
+        if pid in changes:
+            tl.person_changes[pid] = changes[pid]
+
+    regions = {cast(ChildEnrolled, env.body).region for env in enrollments.values()}
+    by_key: dict[tuple[str, Program], list[tuple[int, Envelope]]] = {}
+    for (region, program, idx), env in standards_raw.items():
+        if region in regions:
+            by_key.setdefault((region, program), []).append((idx, env))
+    for key, items in by_key.items():
+        items.sort(key=lambda item: item[0])
+        tl.standards[key] = ([i for i, _ in items], [e for _, e in items])
+    tl.cycles = [
+        cycles_raw[key]
+        for key in sorted(cycles_raw, key=lambda k: (k[1], k[0]))
+        if key[0] in regions
+    ]
+    return tl

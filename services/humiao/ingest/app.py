@@ -1,0 +1,142 @@
+"""The ingest gateway's composition root: settings from the environment, dependencies,
+readiness, and the gRPC service. `python -m humiao.ingest` runs `main()`.
+
+The service starts even when Kafka or PostgreSQL do not answer yet: it keeps trying in
+the background, reports NOT_SERVING (and answers calls UNAVAILABLE) until both are
+reachable, so a stack can start its parts in any order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import asyncpg
+
+from humiao.adapters.db import create_pool
+from humiao.adapters.publisher import EventPublisher
+from humiao.adapters.topics import ensure_topics
+from humiao.api.ingest.v1 import ingest_pb2_grpc
+from humiao.config import DatabaseSettings, KafkaSettings, PrivacySettings, ServiceSettings
+from humiao.ingest.credentials import (
+    ENV_VAR,
+    CredentialsError,
+    CredentialStore,
+    load_credentials,
+)
+from humiao.ingest.service import SERVICE_NAME, Dependencies, IngestServicer
+from humiao.runtime import Registration, run_grpc_service, setup_logging
+
+log = logging.getLogger("humiao.ingest")
+
+
+def database_dsn(settings: DatabaseSettings) -> str:
+    """DATABASE_URL, else the local or embedded PostgreSQL of the local stack."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    from humiao.stack.database import resolve_admin_dsn
+
+    return resolve_admin_dsn(None, Path.cwd() / ".humiao" / "pgdata")
+
+
+async def connect(
+    deps: Dependencies,
+    kafka: KafkaSettings,
+    db: DatabaseSettings,
+    dsn: str,
+    secret: bytes,
+    stop: asyncio.Event,
+) -> None:
+    """Retry until PostgreSQL (migrated) and Kafka (topics, producer) both answer."""
+    delay = 0.25
+    while not stop.is_set():
+        if deps.pool is None:
+            try:
+                deps.pool = await create_pool(
+                    dsn, min_size=db.humiao_db_pool_min, max_size=db.humiao_db_pool_max
+                )
+                log.info("postgresql connected")
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                log.warning("postgresql not reachable yet: %s", type(exc).__name__)
+        if deps.publisher is None:
+            try:
+                await asyncio.to_thread(ensure_topics, kafka)
+                deps.publisher = await EventPublisher.open(kafka, secret)
+                log.info("kafka connected, topic=%s", kafka.events_topic)
+            except Exception as exc:  # kafka-python raises many kinds; any means "not yet"
+                log.warning("kafka not reachable yet: %s", type(exc).__name__)
+        if deps.pool is not None and deps.publisher is not None:
+            deps.ready.set()
+            return
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        except TimeoutError:
+            delay = min(delay * 2, 5.0)
+
+
+async def readiness(deps: Dependencies) -> bool:
+    """SERVING only while PostgreSQL answers SELECT 1 and a Kafka broker accepts connections."""
+    if not deps.ready.is_set() or deps.pool is None or deps.publisher is None:
+        return False
+    async with deps.pool.acquire(timeout=2.0) as conn:
+        await conn.fetchval("SELECT 1")
+    return await deps.publisher.reachable()
+
+
+async def close(deps: Dependencies) -> None:
+    """After the server drained in-flight calls: flush and close the producer, then the pool."""
+    if deps.publisher is not None:
+        await deps.publisher.close()
+    if deps.pool is not None:
+        await deps.pool.close()
+
+
+async def serve(
+    environ: Mapping[str, str] | None = None, stop: asyncio.Event | None = None
+) -> None:
+    """Run the gateway until SIGTERM/SIGINT (or `stop`)."""
+    env = os.environ if environ is None else environ
+    service = ServiceSettings()
+    kafka = KafkaSettings()
+    db = DatabaseSettings()
+    privacy = PrivacySettings()
+    setup_logging(service.humiao_log_level)
+    credentials: CredentialStore = load_credentials(env.get(ENV_VAR))
+    log.info("loaded %d source credentials", len(credentials))
+    kafka.bootstrap  # noqa: B018 (fail fast with a clear message if unset)
+    dsn = await asyncio.to_thread(database_dsn, db)
+    deps = Dependencies()
+    servicer = IngestServicer(deps, credentials)
+
+    async def connect_job(stop_event: asyncio.Event) -> None:
+        await connect(deps, kafka, db, dsn, privacy.secret, stop_event)
+
+    async def probe() -> bool:
+        return await readiness(deps)
+
+    async def on_stop() -> None:
+        await close(deps)
+
+    await run_grpc_service(
+        "ingest",
+        service,
+        [Registration(ingest_pb2_grpc.add_IngestServiceServicer_to_server, servicer,
+                      SERVICE_NAME)],
+        probe,
+        background=[connect_job],
+        on_stop=on_stop,
+        stop=stop,
+    )
+
+
+def main() -> int:
+    try:
+        asyncio.run(serve())
+    except (CredentialsError, RuntimeError) as exc:  # configuration: say what, no traceback
+        logging.basicConfig()
+        log.error("cannot start: %s", exc)
+        return 2
+    return 0

@@ -1,0 +1,401 @@
+"""The Kafka side of the verifier: a consumer-group member that feeds micro-batches to the
+processor and moves offsets only through the database.
+
+Threading decision (made here, once): kafka-python is blocking and asyncpg is asyncio, so
+the consumer runs a *synchronous poll loop on a thread of its own*, and that thread owns
+a private asyncio event loop and one dedicated PostgreSQL connection, on which it runs
+`loop.run_until_complete(processor.process(...))` for each batch. Batches are processed
+strictly one after the other (they must be: offsets of one partition commit in order),
+so one connection is all the loop needs, and the service's main loop (gRPC health,
+metrics, the outbox relay) never waits on Kafka or on a batch.
+
+Offsets: `enable_auto_commit=False`; on assignment the listener only *pauses* the new
+partitions (it runs on kafka-python's IO thread, which must not block); the poll loop
+then reads their stored offsets from `consumer_offsets`, seeks (to the beginning when
+none is stored) and resumes them. Each batch's transaction first locks the offset rows
+and checks they still hold the offsets this consumer started from (a fence against a
+zombie that lost the partition in a rebalance), then stores state and new offsets
+together. Kafka offsets are also committed afterwards, best effort, only so that
+standard tools show the group's lag; the database is the source of truth.
+If PostgreSQL is unreachable, the batch is dropped (nothing advanced), the partitions are
+re-seeked to their committed offsets and the loop retries with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.subscription_state import ConsumerRebalanceListener
+from kafka.structs import OffsetAndMetadata
+
+from humiao.verifier import store
+from humiao.verifier.deadletter import DeadLetterPublisher
+from humiao.verifier.metrics import VerifierMetrics
+from humiao.verifier.processor import Fenced, InRecord, Processor
+
+log = logging.getLogger(__name__)
+
+
+class _Listener(ConsumerRebalanceListener):
+    """Runs on kafka-python's IO thread: bookkeeping only, no I/O."""
+
+    def __init__(self, owner: ConsumerLoop) -> None:
+        self.owner = owner
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.owner._revoked({tp.partition for tp in revoked})
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.owner._assigned(list(assigned))
+
+
+class ConsumerLoop:
+    """One member of the verifier's consumer group, on its own thread."""
+
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        topic: str,
+        group: str,
+        dsn: str,
+        processor: Processor,
+        deadletters: DeadLetterPublisher,
+        metrics: VerifierMetrics,
+        batch_max: int = 5000,
+        linger_ms: int = 50,
+        session_timeout_ms: int = 10_000,
+        client_id: str = "humiao-verifier",
+        on_commit: Callable[[], None] | None = None,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.group = group
+        self.dsn = dsn
+        self.processor = processor
+        self.deadletters = deadletters
+        self.metrics = metrics
+        self.batch_max = batch_max
+        self.linger_ms = linger_ms
+        self.session_timeout_ms = session_timeout_ms
+        self.client_id = client_id
+        self.on_commit = on_commit
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        #: partition -> next offset as stored in the database (-1: from the beginning)
+        self._positions: dict[int, int] = {}
+        self._need_seek: set[int] = set()
+        self._consumer: KafkaConsumer | None = None
+        self._thread: threading.Thread | None = None
+        self._done = threading.Event()
+        self._conn: asyncpg.Connection | None = None
+        #: readiness inputs, written by the thread, read by the service's probe
+        self.db_ok = False
+        self.broker_ok = False
+        self.batches = 0
+        self.failure: BaseException | None = None
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"{self.client_id}-consumer")
+        self._thread.start()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def wait_stopped(self, poll: float = 0.05) -> None:
+        """Await the thread's exit from asyncio code without blocking the loop."""
+        while not self._done.is_set():
+            await asyncio.sleep(poll)
+        if self._thread is not None:
+            self._thread.join()
+
+    def _sleep(self, seconds: float) -> None:
+        self._stop.wait(seconds)
+
+    # --- rebalance bookkeeping (IO thread) ------------------------------------------------
+
+    def _assigned(self, assigned: list[TopicPartition]) -> None:
+        mine = [tp for tp in assigned if tp.topic == self.topic]
+        if self._consumer is not None and mine:
+            self._consumer.pause(*mine)
+        with self._lock:
+            for tp in mine:
+                self._need_seek.add(tp.partition)
+                self._positions.pop(tp.partition, None)
+        log.info("assigned partitions=%s", sorted(tp.partition for tp in mine))
+
+    def _revoked(self, partitions: set[int]) -> None:
+        with self._lock:
+            for p in partitions:
+                self._positions.pop(p, None)
+                self._need_seek.discard(p)
+        for p in partitions:
+            self.metrics.forget_partition(p)
+        log.info("revoked partitions=%s", sorted(partitions))
+
+    # --- the thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            self._main(loop)
+        except BaseException as exc:  # the service sees it through `failure`
+            self.failure = exc
+            log.exception("consumer loop crashed")
+        finally:
+            if self._conn is not None:
+                try:
+                    loop.run_until_complete(asyncio.wait_for(self._conn.close(), 5))
+                except Exception:
+                    self._conn.terminate()
+                self._conn = None
+            try:
+                self.deadletters.close()
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+                self._done.set()
+
+    def _make_consumer(self) -> KafkaConsumer:
+        return KafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=self.group,
+            client_id=self.client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.batch_max,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+            fetch_max_wait_ms=100,
+            session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=max(100, self.session_timeout_ms // 4),
+        )
+
+    def _main(self, loop: asyncio.AbstractEventLoop) -> None:
+        backoff = _Backoff()
+        while not self._stop.is_set() and self._consumer is None:
+            try:
+                self._consumer = self._make_consumer()
+            except Exception as exc:
+                self.broker_ok = False
+                log.warning("broker unavailable (%s); retrying", type(exc).__name__)
+                self._sleep(backoff.next())
+        consumer = self._consumer
+        if consumer is None:
+            return
+        self.broker_ok = True
+        consumer.subscribe([self.topic], listener=_Listener(self))
+        try:
+            while not self._stop.is_set():
+                if self._need_seek and not self._seek_pending(consumer, loop):
+                    self._sleep(backoff.next())
+                    consumer.poll(timeout_ms=0)  # stay in the group while the DB is away
+                    continue
+                records = self._poll(consumer)
+                if not records:
+                    continue
+                if self._handle(consumer, loop, records):
+                    backoff.reset()
+                else:
+                    self._sleep(backoff.next())
+        finally:
+            try:
+                consumer.close(autocommit=False)
+            except Exception as exc:
+                log.warning("closing consumer: %s", type(exc).__name__)
+            self._consumer = None
+
+    def _connection(self, loop: asyncio.AbstractEventLoop) -> asyncpg.Connection:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = loop.run_until_complete(asyncpg.connect(self.dsn, timeout=10))
+        return self._conn
+
+    def _drop_connection(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._conn is not None:
+            self._conn.terminate()
+            self._conn = None
+
+    def _seek_pending(self, consumer: KafkaConsumer, loop: asyncio.AbstractEventLoop) -> bool:
+        """Seek newly assigned partitions to their stored offsets; False if the DB failed."""
+        with self._lock:
+            pending = sorted(self._need_seek)
+        assignment = {tp.partition for tp in consumer.assignment() if tp.topic == self.topic}
+        pending = [p for p in pending if p in assignment]
+        if not pending:
+            with self._lock:
+                self._need_seek.clear()
+            return True
+        try:
+            conn = self._connection(loop)
+            stored = loop.run_until_complete(
+                store.ensure_offsets(conn, self.group, self.topic, pending)
+            )
+            self.db_ok = True
+        except Exception as exc:
+            self.db_ok = False
+            self._drop_connection(loop)
+            log.warning("cannot read stored offsets (%s); retrying", type(exc).__name__)
+            return False
+        tps = []
+        with self._lock:
+            for p in pending:
+                if p not in self._need_seek:
+                    continue  # revoked meanwhile
+                tp = TopicPartition(self.topic, p)
+                offset = stored.get(p, -1)
+                if offset >= 0:
+                    consumer.seek(tp, offset)
+                else:
+                    consumer.seek_to_beginning(tp)
+                self._positions[p] = offset
+                self._need_seek.discard(p)
+                tps.append(tp)
+        if tps:
+            consumer.resume(*tps)
+            log.info("seeked partitions=%s to stored offsets", [tp.partition for tp in tps])
+        return True
+
+    def _poll(self, consumer: KafkaConsumer) -> list[InRecord]:
+        """Up to batch_max records, waiting at most linger_ms once the first arrived."""
+        out: list[InRecord] = []
+        deadline: float | None = None
+        while len(out) < self.batch_max and not self._stop.is_set():
+            if deadline is None:
+                timeout = 200
+            else:
+                timeout = int((deadline - time.monotonic()) * 1000)
+                if timeout <= 0:
+                    break
+            try:
+                got = consumer.poll(timeout_ms=timeout, max_records=self.batch_max - len(out))
+                self.broker_ok = True
+            except Exception as exc:
+                self.broker_ok = False
+                log.warning("poll failed: %s", type(exc).__name__)
+                break
+            if not got:
+                if deadline is None:
+                    break  # idle: let the caller look at the stop flag and pending seeks
+                continue
+            with self._lock:
+                positions = dict(self._positions)
+            for tp, recs in got.items():
+                start = positions.get(tp.partition)
+                if start is None:
+                    continue  # not seeked yet (or revoked): never process from a guess
+                for r in recs:
+                    if r.offset >= start:
+                        out.append(InRecord(r.partition, r.offset, r.timestamp, r.key, r.value))
+            if deadline is None:
+                deadline = time.monotonic() + self.linger_ms / 1000
+        return out
+
+    def _handle(
+        self, consumer: KafkaConsumer, loop: asyncio.AbstractEventLoop, records: list[InRecord]
+    ) -> bool:
+        """Process one batch; on failure seek its partitions back. True when committed."""
+        batch = self.processor.prepare(self.topic, records)
+        with self._lock:
+            expected = {p: self._positions.get(p, -1) for p in batch.next_offsets}
+        try:
+            self.deadletters.publish(batch.dead, self.topic)
+        except Exception as exc:
+            self.broker_ok = False
+            self.metrics.batch_failed("deadletter")
+            log.warning("dead-letter publish failed (%s); batch retried", type(exc).__name__)
+            self._rewind(consumer, expected)
+            return False
+        try:
+            conn = self._connection(loop)
+            result = loop.run_until_complete(self.processor.process(conn, batch, expected))
+        except Fenced as exc:
+            self.metrics.batch_failed("fenced")
+            log.warning("%s; re-reading stored offsets", exc)
+            with self._lock:
+                for p in exc.partitions:
+                    if p in self._positions:
+                        self._need_seek.add(p)
+            self._rewind(consumer, expected)
+            return True
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                asyncpg.CannotConnectNowError, TimeoutError) as exc:
+            self.db_ok = False
+            self.metrics.batch_failed("database")
+            log.warning("database unavailable (%s); batch dropped, retrying", type(exc).__name__)
+            self._drop_connection(loop)
+            self._rewind(consumer, expected)
+            return False
+        except asyncpg.DeadlockDetectedError:
+            self.metrics.batch_failed("deadlock")
+            log.warning("deadlock; batch retried")
+            self._rewind(consumer, expected)
+            return True
+        except Exception:
+            self.metrics.batch_failed("error")
+            log.exception("batch failed; retried after backoff")
+            self._drop_connection(loop)
+            self._rewind(consumer, expected)
+            return False
+        self.db_ok = True
+        self.batches += 1
+        commits = {}
+        with self._lock:
+            for p, nxt in result.next_offsets.items():
+                if p in self._positions:
+                    self._positions[p] = nxt
+                    commits[TopicPartition(self.topic, p)] = OffsetAndMetadata(nxt, "", -1)
+        self._report_lag(consumer, result.next_offsets)
+        if commits:
+            try:
+                consumer.commit_async(commits)
+            except Exception as exc:  # visibility only; the database holds the truth
+                log.debug("kafka commit skipped: %s", type(exc).__name__)
+        if self.on_commit is not None and result.changes:
+            self.on_commit()
+        return True
+
+    def _rewind(self, consumer: KafkaConsumer, expected: dict[int, int]) -> None:
+        """Seek the batch's partitions back to the offsets stored before it."""
+        with self._lock:
+            for p, offset in expected.items():
+                if p not in self._positions or p in self._need_seek:
+                    continue
+                tp = TopicPartition(self.topic, p)
+                try:
+                    if offset >= 0:
+                        consumer.seek(tp, offset)
+                    else:
+                        consumer.seek_to_beginning(tp)
+                except ValueError:
+                    pass  # revoked meanwhile
+
+    def _report_lag(self, consumer: KafkaConsumer, next_offsets: dict[int, int]) -> None:
+        for p, nxt in next_offsets.items():
+            try:
+                high = consumer.highwater(TopicPartition(self.topic, p))
+            except Exception:
+                continue
+            if high is not None:
+                self.metrics.lag(p, high - nxt)
+
+
+class _Backoff:
+    def __init__(self, first: float = 0.2, cap: float = 10.0) -> None:
+        self.first = first
+        self.cap = cap
+        self.current = 0.0
+
+    def next(self) -> float:
+        self.current = self.first if self.current == 0 else min(self.cap, self.current * 2)
+        return self.current
+
+    def reset(self) -> None:
+        self.current = 0.0

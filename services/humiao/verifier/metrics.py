@@ -1,0 +1,177 @@
+"""Every metric of the verifier, defined in one place and driven by observer hooks.
+
+Business code calls `VerifierMetrics` methods with plain values; only this module knows
+prometheus-client. Labels are low-cardinality only: event kind, alert code, dead-letter
+reason, partition number. Never a child key, alert id or ID number.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import time
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Mapping
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from humiao.domain import events as ev
+
+EVENTS = Counter(
+    "humiao_verifier_events_total", "Facts processed, by body kind (duplicates included)", ["kind"]
+)
+BATCH_RECORDS = Histogram(
+    "humiao_verifier_batch_records",
+    "Records per committed micro-batch",
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 20000, 50000),
+)
+BATCH_SECONDS = Histogram(
+    "humiao_verifier_batch_duration_seconds",
+    "Wall time of one micro-batch: decode, one transaction, commit",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+CHILDREN_EVALUATED = Counter(
+    "humiao_verifier_children_evaluated_total", "Child timelines re-evaluated"
+)
+BATCH_FAILURES = Counter(
+    "humiao_verifier_batch_failures_total",
+    "Micro-batches rolled back and retried, by cause",
+    ["cause"],
+)
+ALERTS_RAISED = Counter(
+    "humiao_verifier_alerts_raised_total", "Alerts raised for the first time", ["code"]
+)
+ALERTS_WITHDRAWN = Counter(
+    "humiao_verifier_alerts_withdrawn_total", "Alerts withdrawn because facts changed", ["code"]
+)
+ALERTS_REOPENED = Counter(
+    "humiao_verifier_alerts_reopened_total", "Withdrawn alerts whose basis returned", ["code"]
+)
+AMOUNT_AT_RISK = Counter(
+    "humiao_verifier_amount_at_risk_fen_total",
+    "Fen newly at risk: amount of each alert when raised or reopened",
+    ["code"],
+)
+CONSUMER_LAG = Gauge(
+    "humiao_verifier_consumer_lag_records",
+    "Records on the events topic not yet committed, per partition this process owns",
+    ["partition"],
+)
+# From the Kafka record timestamp (ingest acceptance) to the commit of the transaction
+# holding the verdict. Sub-10 ms is the floor of one batch on an idle stack; seconds
+# mean batching or load; the 60 s top bucket catches replays and restarts (older
+# records land in +Inf, which is what a replay looks like).
+END_TO_END = Histogram(
+    "humiao_verifier_end_to_end_latency_seconds",
+    "Ingest acceptance (record timestamp) to committed verdict",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+_DAY = 86_400.0
+# How late facts arrive: recordedAt minus the date the fact took effect. Most sources
+# record within days; deaths and releases notified months or years later are what the
+# re-checks exist for, so the buckets run from an hour to five years.
+FACT_LATENESS = Histogram(
+    "humiao_verifier_fact_lateness_seconds",
+    "recordedAt minus the date the fact took effect (0 if recorded before it)",
+    ["kind"],
+    buckets=(
+        3600, _DAY, 7 * _DAY, 30 * _DAY, 90 * _DAY, 180 * _DAY,
+        365 * _DAY, 2 * 365 * _DAY, 5 * 365 * _DAY,
+    ),
+)
+DEADLETTERS = Counter(
+    "humiao_verifier_deadletters_total", "Records sent to the dead-letter topic", ["reason"]
+)
+OUTBOX_BACKLOG = Gauge(
+    "humiao_verifier_outbox_backlog", "Alert versions written but not yet published"
+)
+OUTBOX_PUBLISHED = Counter(
+    "humiao_verifier_outbox_published_total", "Alert versions published to the alerts topic"
+)
+DB_POOL_IN_USE = Gauge(
+    "humiao_verifier_db_pool_in_use", "PostgreSQL connections of the pool currently in use"
+)
+
+
+def effective_date(body: ev.Body) -> dt.date | None:
+    """The date a fact took effect, for the lateness histogram; None when it has none."""
+    match body:
+        case ev.ChildEnrolled(approved_on=day):
+            return day
+        case ev.EnrollmentEnded(effective_date=day) | ev.GuardianAppointed(effective_date=day):
+            return day
+        case ev.PersonStatusChanged(effective_date=day):
+            return day
+        case ev.ChildAdopted(adoption_date=day):
+            return day
+        case ev.PersonDied(date_of_death=day):
+            return day
+        case ev.Disbursement(paid_on=day):
+            return day
+        case ev.DisbursementReversed(reversed_on=day):
+            return day
+        case ev.AllowanceStandardSet(effective_from=period):
+            return period.first_day()
+        case _:
+            return None
+
+
+class VerifierMetrics:
+    """The hooks the verifier calls; each turns plain values into metric updates."""
+
+    def batch_committed(
+        self,
+        records: int,
+        seconds: float,
+        kinds: Mapping[str, int],
+        timestamps_ms: Iterable[int],
+        children: int,
+    ) -> None:
+        BATCH_RECORDS.observe(records)
+        BATCH_SECONDS.observe(seconds)
+        CHILDREN_EVALUATED.inc(children)
+        for kind, n in kinds.items():
+            EVENTS.labels(kind).inc(n)
+        now_ms = time.time() * 1000.0
+        # One observe per distinct millisecond: a replayed batch carries few distinct ones.
+        for ts, n in Tally(timestamps_ms).items():
+            latency = max(0.0, (now_ms - ts) / 1000.0)
+            for _ in range(n):
+                END_TO_END.observe(latency)
+
+    def facts_arrived(self, lateness: Iterable[tuple[str, float]]) -> None:
+        for kind, seconds in lateness:
+            FACT_LATENESS.labels(kind).observe(max(0.0, seconds))
+
+    def batch_failed(self, cause: str) -> None:
+        BATCH_FAILURES.labels(cause).inc()
+
+    def alert_raised(self, code: str, amount_fen: int) -> None:
+        ALERTS_RAISED.labels(code).inc()
+        AMOUNT_AT_RISK.labels(code).inc(max(0, amount_fen))
+
+    def alert_withdrawn(self, code: str) -> None:
+        ALERTS_WITHDRAWN.labels(code).inc()
+
+    def alert_reopened(self, code: str, amount_fen: int) -> None:
+        ALERTS_REOPENED.labels(code).inc()
+        AMOUNT_AT_RISK.labels(code).inc(max(0, amount_fen))
+
+    def lag(self, partition: int, records: int) -> None:
+        CONSUMER_LAG.labels(str(partition)).set(max(0, records))
+
+    def forget_partition(self, partition: int) -> None:
+        with contextlib.suppress(KeyError):
+            CONSUMER_LAG.remove(str(partition))
+
+    def deadletter(self, reason: str) -> None:
+        DEADLETTERS.labels(reason).inc()
+
+    def outbox(self, backlog: int | None = None, published: int = 0) -> None:
+        if backlog is not None:
+            OUTBOX_BACKLOG.set(backlog)
+        if published:
+            OUTBOX_PUBLISHED.inc(published)
+
+    def watch_pool(self, in_use: Callable[[], float]) -> None:
+        DB_POOL_IN_USE.set_function(in_use)

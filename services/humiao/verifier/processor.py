@@ -1,0 +1,429 @@
+"""One micro-batch: decode -> store facts -> find affected children -> evaluate ->
+reconcile -> write alerts, versions and offsets, all in one transaction.
+
+Routing (README "Topics and routing"): child facts arrive on their child's partition;
+person, region and reference facts arrive as a copy on every partition. A copy only
+re-checks the children *of the partition it arrived on*; facts are global in the
+database, so whichever of a fact and a child's reference to its subject comes second on
+a partition finds the first there. Exactly-once effects come from the offsets moving in
+the same transaction as the state, fenced by locking the offset rows first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections import Counter, OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from humiao.adapters.alerts_codec import (
+    alert_version_from_row,
+    row_from_draft,
+    row_from_stored,
+)
+from humiao.adapters.codec import envelope_from_bytes
+from humiao.domain import events as ev
+from humiao.domain.alerts import AlertStatus
+from humiao.domain.identity import pseudonym
+from humiao.domain.lifecycle import AlertChange, StoredAlert, reconcile
+from humiao.domain.policy import PolicyBook
+from humiao.domain.rules import evaluate_child
+from humiao.domain.timeline import persons_named
+from humiao.domain.validation import ValidationFailed
+from humiao.verifier import store
+from humiao.verifier.metrics import VerifierMetrics, effective_date
+
+log = logging.getLogger(__name__)
+
+CHANGED_BY = "verifier"
+_UNDECODABLE_MARK = "not a decodable"
+#: Retraction chains deeper than this are resolved when the chain's child is next touched.
+_MAX_RETRACTION_DEPTH = 32
+
+
+@dataclass(frozen=True, slots=True)
+class InRecord:
+    """What the consumer hands over of a Kafka record (no kafka-python types here)."""
+
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    record: InRecord
+    reason: str  # metric label: undecodable | invalid
+    detail: str  # every violation, field path and reason
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A decoded record of this batch."""
+
+    env: ev.Envelope
+    partition: int
+    row: store.FactRow
+
+
+@dataclass
+class PreparedBatch:
+    topic: str
+    facts: list[Incoming]
+    dead: list[DeadLetter]
+    #: partition -> offset after the last record of the batch
+    next_offsets: dict[int, int]
+    timestamps_ms: list[int]
+    records: int
+    started: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    next_offsets: dict[int, int]
+    children: int
+    changes: int
+
+
+class Fenced(Exception):
+    """Another processor moved these partitions' offsets: this batch must be dropped."""
+
+    def __init__(self, partitions: Sequence[int]) -> None:
+        super().__init__(f"offsets moved by another processor on partitions {list(partitions)}")
+        self.partitions = list(partitions)
+
+
+class _Lru:
+    """A bounded map of decoded envelopes by event id (facts never change)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.data: OrderedDict[str, ev.Envelope] = OrderedDict()
+
+    def get(self, key: str) -> ev.Envelope | None:
+        env = self.data.get(key)
+        if env is not None:
+            self.data.move_to_end(key)
+        return env
+
+    def put(self, key: str, env: ev.Envelope) -> None:
+        self.data[key] = env
+        self.data.move_to_end(key)
+        if len(self.data) > self.size:
+            for _ in range(len(self.data) - self.size):
+                self.data.popitem(last=False)
+
+
+def classify(exc: ValidationFailed) -> str:
+    """The dead-letter reason label of a validation failure."""
+    if any(_UNDECODABLE_MARK in v.description for v in exc.violations):
+        return "undecodable"
+    return "invalid"
+
+
+def _stored_alert(row: Mapping[str, Any]) -> StoredAlert:
+    return StoredAlert(
+        alert_id=row["alert_id"],
+        status=AlertStatus[row["status"]],
+        implied=row["implied"],
+        version=row["version"],
+        amount_at_risk_fen=row["amount_at_risk_fen"],
+        evidence_event_ids=tuple(row["evidence_event_ids"] or ()),
+        explanation_en=row["explanation_en"],
+    )
+
+
+class Processor:
+    """Turns prepared batches into committed state. One instance per consumer."""
+
+    def __init__(
+        self,
+        *,
+        group: str,
+        secret: bytes,
+        policies: PolicyBook,
+        metrics: VerifierMetrics,
+        decoded_cache: int = 200_000,
+    ) -> None:
+        self.group = group
+        self.secret = secret
+        self.policies = policies
+        self.metrics = metrics
+        self._decoded = _Lru(decoded_cache)
+        self._keys: dict[str, str] = {}
+        #: Alert transitions of the batch in progress, counted only once it commits.
+        self._pending_notes: list[tuple[str, str, int, Mapping[str, Any] | None]] = []
+
+    # --- decoding (runs on the consumer thread, no I/O) ---------------------------------
+
+    def key_of(self, person_id: str) -> str:
+        """Pseudonymous key, memoised (HMAC per event is measurable at replay rates)."""
+        k = self._keys.get(person_id)
+        if k is None:
+            if len(self._keys) > 500_000:
+                self._keys.clear()
+            k = self._keys[person_id] = pseudonym(self.secret, person_id)
+        return k
+
+    def _ref_of(self, env: ev.Envelope) -> str | None:
+        body = env.body
+        if isinstance(body, ev.PersonDied | ev.PersonStatusChanged):
+            return "p:" + self.key_of(body.person_id)
+        if isinstance(body, ev.PaymentCycleClosed | ev.AllowanceStandardSet):
+            return "r:" + body.region
+        if isinstance(body, ev.DisbursementReversed):
+            return "d:" + body.disbursement_id
+        if isinstance(body, ev.EventRetracted):
+            return "e:" + body.retracted_event_id
+        return None
+
+    def prepare(self, topic: str, records: Sequence[InRecord]) -> PreparedBatch:
+        """Decode and validate every record; failures become dead letters."""
+        facts: list[Incoming] = []
+        dead: list[DeadLetter] = []
+        next_offsets: dict[int, int] = {}
+        for rec in records:
+            next_offsets[rec.partition] = rec.offset + 1
+            if rec.value is None:
+                dead.append(DeadLetter(rec, "undecodable", "(envelope): record has no value"))
+                continue
+            try:
+                env = envelope_from_bytes(rec.value)
+            except ValidationFailed as exc:
+                dead.append(DeadLetter(rec, classify(exc), str(exc)))
+                continue
+            child_id = env.child_id() if env.kind in ev.CHILD_KINDS else None
+            row = store.FactRow(
+                event_id=env.event_id,
+                kind=env.kind,
+                child_key=self.key_of(child_id) if child_id is not None else None,
+                part=rec.partition if child_id is not None else None,
+                ref=None if child_id is not None else self._ref_of(env),
+                recorded_at=env.recorded_at,
+                payload=rec.value,
+            )
+            facts.append(Incoming(env, rec.partition, row))
+        return PreparedBatch(
+            topic=topic,
+            facts=facts,
+            dead=dead,
+            next_offsets=next_offsets,
+            timestamps_ms=[r.timestamp_ms for r in records],
+            records=len(records),
+        )
+
+    def _child_refs(self, inc: Incoming) -> list[tuple[str, str, int]]:
+        """What a child fact names, as child_refs rows."""
+        body = inc.env.body
+        child_key = inc.row.child_key
+        assert child_key is not None
+        child_id = inc.env.child_id()
+        assert child_id is not None
+        part = inc.partition
+        named = persons_named([inc.env], child_id)
+        refs = [(child_key, "p:" + self.key_of(p), part) for p in named]
+        if isinstance(body, ev.ChildEnrolled):
+            refs.append((child_key, "r:" + body.region, part))
+        elif isinstance(body, ev.Disbursement):
+            refs.append((child_key, "d:" + body.disbursement_id, part))
+        return refs
+
+    # --- the transaction ----------------------------------------------------------------
+
+    async def process(
+        self, conn: asyncpg.Connection, batch: PreparedBatch, expected: Mapping[int, int]
+    ) -> BatchResult:
+        """Apply one batch in one transaction. Raises Fenced (nothing written) when the
+        stored offsets are not the ones this consumer started the batch from."""
+        self._pending_notes.clear()
+        async with conn.transaction():
+            parts = sorted(batch.next_offsets)
+            stored = await store.lock_offsets(conn, self.group, batch.topic, parts)
+            moved = [p for p in parts if stored.get(p, -1) != expected.get(p, -1)]
+            if moved:
+                raise Fenced(moved)
+            children, changes = await self._apply(conn, batch)
+            await store.save_offsets(conn, self.group, batch.topic, batch.next_offsets)
+        self._after_commit(batch, children)
+        return BatchResult(dict(batch.next_offsets), children, len(changes))
+
+    async def _apply(
+        self, conn: asyncpg.Connection, batch: PreparedBatch
+    ) -> tuple[int, list[tuple[str, AlertChange]]]:
+        unique: dict[str, Incoming] = {}
+        for inc in batch.facts:
+            unique.setdefault(inc.env.event_id, inc)
+        new_ids = await store.insert_facts(conn, [inc.row for inc in unique.values()])
+
+        affected: set[str] = set()
+        refs: list[tuple[str, str, int]] = []
+        pairs: list[tuple[str, int]] = []
+        retractions: list[tuple[str, int]] = []
+        for inc in batch.facts:
+            row = inc.row
+            if row.child_key is not None:
+                # A child fact already stored was evaluated when it was stored (it can
+                # only arrive on its own partition): replays and duplicates cost nothing.
+                if row.event_id in new_ids:
+                    affected.add(row.child_key)
+                    refs.extend(self._child_refs(inc))
+            elif isinstance(inc.env.body, ev.EventRetracted):
+                retractions.append((inc.env.body.retracted_event_id, inc.partition))
+            elif row.ref is not None:
+                pairs.append((row.ref, inc.partition))
+        await store.insert_child_refs(conn, refs)
+        depth = 0
+        while retractions and depth < _MAX_RETRACTION_DEPTH:
+            depth += 1
+            found = await store.fact_heads(conn, (t for t, _ in retractions))
+            heads = {r["event_id"]: r for r in found}
+            follow: list[tuple[str, int]] = []
+            for target, part in retractions:
+                head = heads.get(target)
+                if head is None:
+                    continue  # not stored yet: when it comes, its load finds the retraction
+                if head["child_key"] is not None:
+                    if head["part"] == part:
+                        affected.add(head["child_key"])
+                elif head["kind"] == "eventRetracted":
+                    follow.append((head["ref"][2:], part))
+                elif head["ref"] is not None:
+                    pairs.append((head["ref"], part))
+            retractions = follow
+        affected |= await store.children_referencing(conn, pairs)
+        if not affected:
+            return 0, []
+
+        facts_by_child = await self._load(conn, affected, batch)
+        drafts = {
+            key: evaluate_child(child_id, facts, self.policies)
+            for key, (child_id, facts) in facts_by_child.items()
+        }
+        stored_rows = await store.lock_alerts(conn, drafts)
+        stored_by_child: dict[str, dict[str, asyncpg.Record]] = {}
+        for r in stored_rows:
+            stored_by_child.setdefault(r["child_key"], {})[r["alert_id"]] = r
+        changed_at = dt.datetime.now(dt.UTC)
+        rows: list[dict[str, Any]] = []
+        versions: list[tuple[str, int, str, dt.datetime, str, str, bytes]] = []
+        changes: list[tuple[str, AlertChange]] = []
+        for key, child_drafts in drafts.items():
+            mine = stored_by_child.get(key, {})
+            if not child_drafts and not mine:
+                continue
+            for change in reconcile({a: _stored_alert(r) for a, r in mine.items()}, child_drafts):
+                if change.draft is not None:
+                    arow = row_from_draft(
+                        change.draft,
+                        child_key=key,
+                        status=change.status,
+                        implied=change.implied,
+                        version=change.version,
+                    )
+                else:
+                    arow = row_from_stored(
+                        mine[change.alert_id],
+                        status=change.status,
+                        implied=change.implied,
+                        version=change.version,
+                    )
+                old = mine.get(change.alert_id)
+                full = dict(arow)
+                if old is not None:
+                    for extra in ("assignee", "resolution", "amount_recovered_fen"):
+                        full[extra] = old[extra]
+                payload = alert_version_from_row(
+                    full, changed_at=changed_at, changed_by=CHANGED_BY, change_reason=change.reason
+                ).SerializeToString()
+                rows.append(arow)
+                versions.append(
+                    (change.alert_id, change.version, arow["status"], changed_at, CHANGED_BY,
+                     change.reason, payload)
+                )
+                changes.append((arow["code"], change))
+                self._note_change(arow, old)
+        await store.write_alerts(conn, rows, versions, changed_at)
+        return len(drafts), changes
+
+    async def _load(
+        self, conn: asyncpg.Connection, affected: set[str], batch: PreparedBatch
+    ) -> dict[str, tuple[str, list[ev.Envelope]]]:
+        """Every fact relevant to each affected child: own facts, facts about the persons,
+        regions and disbursements it names, and retractions of any of those."""
+        refs_by_child = await store.refs_of_children(conn, affected)
+        all_refs = {r for refs in refs_by_child.values() for r in refs}
+        in_batch = {inc.env.event_id: inc.env for inc in batch.facts}
+        rows = await store.load_facts(conn, affected, all_refs, in_batch)
+        own: dict[str, list[ev.Envelope]] = {}
+        by_ref: dict[str, list[ev.Envelope]] = {}
+        for r in rows:
+            eid = r["event_id"]
+            env = in_batch.get(eid) or self._decoded.get(eid)
+            if env is None:
+                env = envelope_from_bytes(r["payload"])
+                self._decoded.put(eid, env)
+            if r["child_key"] is not None:
+                own.setdefault(r["child_key"], []).append(env)
+            else:
+                by_ref.setdefault(r["ref"], []).append(env)
+        out: dict[str, tuple[str, list[ev.Envelope]]] = {}
+        for key in affected:
+            facts = list(own.get(key, ()))
+            if not facts:
+                continue  # refs without facts cannot happen; nothing to evaluate
+            child_id = facts[0].child_id()
+            assert child_id is not None
+            for ref in refs_by_child.get(key, ()):
+                facts.extend(by_ref.get(ref, ()))
+            frontier = [f.event_id for f in facts]
+            seen = set(frontier)
+            while frontier:
+                nxt = []
+                for eid in frontier:
+                    for retraction in by_ref.get("e:" + eid, ()):
+                        if retraction.event_id not in seen:
+                            seen.add(retraction.event_id)
+                            facts.append(retraction)
+                            nxt.append(retraction.event_id)
+                frontier = nxt
+            out[key] = (child_id, facts)
+        return out
+
+    def _note_change(self, row: Mapping[str, Any], old: Mapping[str, Any] | None) -> None:
+        """Remember the transition for the metrics (applied only after commit)."""
+        self._pending_notes.append((row["code"], row["status"], row["amount_at_risk_fen"], old))
+
+    def _after_commit(self, batch: PreparedBatch, children: int) -> None:
+        m = self.metrics
+        for code, status, amount, old in self._pending_notes:
+            if old is None:
+                m.alert_raised(code, amount)
+            elif status == "WITHDRAWN" and old["status"] != "WITHDRAWN":
+                m.alert_withdrawn(code)
+            elif status == "REOPENED" and old["status"] != "REOPENED":
+                m.alert_reopened(code, amount)
+        self._pending_notes.clear()
+        kinds = Counter(inc.env.kind for inc in batch.facts)
+        m.batch_committed(
+            batch.records,
+            time.perf_counter() - batch.started,
+            kinds,
+            batch.timestamps_ms,
+            children,
+        )
+        lateness = []
+        for inc in batch.facts:
+            day = effective_date(inc.env.body)
+            if day is not None:
+                recorded = inc.env.recorded_at
+                lateness.append(
+                    (inc.env.kind, (recorded.date() - day).total_seconds())
+                )
+        m.facts_arrived(lateness)

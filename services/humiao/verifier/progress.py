@@ -1,0 +1,126 @@
+"""How far the verifier has got: per partition, the offset committed with the state (in
+PostgreSQL) against the end of the events topic. Used by `humiao ingest --wait`,
+`humiao status` and tests."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import asyncpg
+from kafka import KafkaConsumer, TopicPartition
+
+from humiao.config import KafkaSettings
+from humiao.verifier import store
+
+DEFAULT_GROUP = "humiao-verifier"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PartitionProgress:
+    partition: int
+    committed: int  # next offset the verifier will read (state up to here is committed)
+    end: int  # next offset the topic will get
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.end - self.committed)
+
+
+def topic_bounds(settings: KafkaSettings) -> tuple[dict[int, int], dict[int, int]]:
+    """(beginning, end) offsets of every partition of the events topic. Blocking."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, client_id="humiao-progress")
+    try:
+        parts = consumer.partitions_for_topic(settings.events_topic) or set()
+        tps = [TopicPartition(settings.events_topic, p) for p in sorted(parts)]
+        if not tps:
+            return {}, {}
+        begin = consumer.beginning_offsets(tps)
+        end = consumer.end_offsets(tps)
+        return (
+            {tp.partition: off for tp, off in begin.items()},
+            {tp.partition: off for tp, off in end.items()},
+        )
+    finally:
+        consumer.close()
+
+
+async def _in_thread(fn: Callable[[], T]) -> T:
+    """Run a blocking call on a short-lived thread of our own (joined before returning)."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[T] = loop.create_future()
+
+    def run() -> None:
+        try:
+            result = fn()
+        except BaseException as exc:
+            loop.call_soon_threadsafe(fut.set_exception, exc)
+        else:
+            loop.call_soon_threadsafe(fut.set_result, result)
+
+    thread = threading.Thread(target=run, name="humiao-progress")
+    thread.start()
+    try:
+        return await fut
+    finally:
+        thread.join()
+
+
+async def lag(
+    db: str | asyncpg.Pool, settings: KafkaSettings, group: str = DEFAULT_GROUP
+) -> list[PartitionProgress]:
+    """Progress of every partition of the events topic (committed -1 counts as the start)."""
+    begin, end = await _in_thread(lambda: topic_bounds(settings))
+    if isinstance(db, str):
+        conn = await asyncpg.connect(db)
+        try:
+            stored = await store.stored_offsets(conn, group, settings.events_topic)
+        finally:
+            await conn.close()
+    else:
+        async with db.acquire() as conn:
+            stored = await store.stored_offsets(conn, group, settings.events_topic)
+    out = []
+    for p in sorted(end):
+        committed = stored.get(p, -1)
+        out.append(PartitionProgress(p, max(committed, begin.get(p, 0)), end[p]))
+    return out
+
+
+async def caught_up(
+    db: str | asyncpg.Pool, settings: KafkaSettings, group: str = DEFAULT_GROUP
+) -> bool:
+    """True when every record now on the events topic has its verdict committed."""
+    return all(p.lag == 0 for p in await lag(db, settings, group))
+
+
+async def wait_caught_up(
+    db: str | asyncpg.Pool,
+    settings: KafkaSettings,
+    group: str = DEFAULT_GROUP,
+    *,
+    timeout: float = 60.0,
+    interval: float = 0.2,
+) -> list[PartitionProgress]:
+    """Poll until caught up; raises TimeoutError with the remaining lag otherwise."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        progress = await lag(db, settings, group)
+        if all(p.lag == 0 for p in progress):
+            return progress
+        if loop.time() > deadline:
+            remaining = {p.partition: p.lag for p in progress if p.lag}
+            raise TimeoutError(f"verifier not caught up after {timeout:.0f}s; lag {remaining}")
+        await asyncio.sleep(interval)
+
+
+def lag_sync(
+    dsn: str, settings: KafkaSettings, group: str = DEFAULT_GROUP
+) -> list[PartitionProgress]:
+    """For synchronous callers (the CLI)."""
+    return asyncio.run(lag(dsn, settings, group))

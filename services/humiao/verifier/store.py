@@ -1,0 +1,288 @@
+"""The verifier's PostgreSQL repository: facts, child references, alerts, offsets, outbox.
+
+Every function takes a connection the caller holds inside a transaction and does one
+round trip for a whole batch (arrays through `unnest`, `executemany`, COPY), never one
+statement per event. Schema: migrations/002_alerts.sql and 003_verifier.sql.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from humiao.adapters.alerts_codec import ALERT_COLUMNS
+
+
+@dataclass(frozen=True, slots=True)
+class FactRow:
+    event_id: str
+    kind: str
+    child_key: str | None
+    part: int | None
+    ref: str | None
+    recorded_at: dt.datetime
+    payload: bytes
+
+
+# --- consumer progress -------------------------------------------------------------------
+
+
+async def ensure_offsets(
+    conn: asyncpg.Connection, group: str, topic: str, parts: Iterable[int]
+) -> dict[int, int]:
+    """Stored next offsets of `parts` (-1: from the beginning), creating missing rows so
+    every later batch can lock them."""
+    parts = sorted(set(parts))
+    await conn.execute(
+        "INSERT INTO consumer_offsets (consumer_group, topic, part, next_offset)"
+        " SELECT $1, $2, p, -1 FROM unnest($3::int[]) AS p"
+        " ON CONFLICT DO NOTHING",
+        group,
+        topic,
+        parts,
+    )
+    rows = await conn.fetch(
+        "SELECT part, next_offset FROM consumer_offsets"
+        " WHERE consumer_group = $1 AND topic = $2 AND part = ANY($3::int[])",
+        group,
+        topic,
+        parts,
+    )
+    return {r["part"]: r["next_offset"] for r in rows}
+
+
+async def lock_offsets(
+    conn: asyncpg.Connection, group: str, topic: str, parts: Iterable[int]
+) -> dict[int, int]:
+    """Lock and read the offset rows of `parts`: the fence against a second processor."""
+    rows = await conn.fetch(
+        "SELECT part, next_offset FROM consumer_offsets"
+        " WHERE consumer_group = $1 AND topic = $2 AND part = ANY($3::int[])"
+        " ORDER BY part FOR UPDATE",
+        group,
+        topic,
+        sorted(set(parts)),
+    )
+    return {r["part"]: r["next_offset"] for r in rows}
+
+
+async def save_offsets(
+    conn: asyncpg.Connection, group: str, topic: str, next_offsets: Mapping[int, int]
+) -> None:
+    parts = sorted(next_offsets)
+    await conn.execute(
+        "INSERT INTO consumer_offsets (consumer_group, topic, part, next_offset)"
+        " SELECT $1, $2, p, o FROM unnest($3::int[], $4::bigint[]) AS t(p, o)"
+        " ON CONFLICT (consumer_group, topic, part)"
+        " DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
+        group,
+        topic,
+        parts,
+        [next_offsets[p] for p in parts],
+    )
+
+
+async def stored_offsets(conn: asyncpg.Connection, group: str, topic: str) -> dict[int, int]:
+    rows = await conn.fetch(
+        "SELECT part, next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2",
+        group,
+        topic,
+    )
+    return {r["part"]: r["next_offset"] for r in rows}
+
+
+# --- facts and references ----------------------------------------------------------------
+
+
+async def insert_facts(conn: asyncpg.Connection, facts: Sequence[FactRow]) -> set[str]:
+    """Insert facts not stored yet; return the event ids that were new.
+
+    Rows go in event-id order: two instances inserting the same broadcast facts then
+    take the unique-index locks in the same order and cannot deadlock.
+    """
+    if not facts:
+        return set()
+    ordered = sorted(facts, key=lambda f: f.event_id)
+    rows = await conn.fetch(
+        "INSERT INTO facts (event_id, kind, child_key, part, ref, recorded_at, payload)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[],"
+        " $6::timestamptz[], $7::bytea[]) ORDER BY 1"
+        " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+        [f.event_id for f in ordered],
+        [f.kind for f in ordered],
+        [f.child_key for f in ordered],
+        [f.part for f in ordered],
+        [f.ref for f in ordered],
+        [f.recorded_at for f in ordered],
+        [f.payload for f in ordered],
+    )
+    return {r["event_id"] for r in rows}
+
+
+async def insert_child_refs(
+    conn: asyncpg.Connection, refs: Iterable[tuple[str, str, int]]
+) -> None:
+    """(child_key, ref, part) rows; existing ones are kept."""
+    unique = sorted(set(refs))
+    if not unique:
+        return
+    await conn.execute(
+        "INSERT INTO child_refs (child_key, ref, part)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::int[])"
+        " ON CONFLICT DO NOTHING",
+        [r[0] for r in unique],
+        [r[1] for r in unique],
+        [r[2] for r in unique],
+    )
+
+
+async def children_referencing(
+    conn: asyncpg.Connection, pairs: Iterable[tuple[str, int]]
+) -> set[str]:
+    """Children of the given partitions whose facts name the given refs."""
+    unique = sorted(set(pairs))
+    if not unique:
+        return set()
+    rows = await conn.fetch(
+        "SELECT DISTINCT c.child_key FROM child_refs c"
+        " JOIN unnest($1::text[], $2::int[]) AS q(ref, part)"
+        " ON c.ref = q.ref AND c.part = q.part",
+        [p[0] for p in unique],
+        [p[1] for p in unique],
+    )
+    return {r["child_key"] for r in rows}
+
+
+async def fact_heads(conn: asyncpg.Connection, event_ids: Iterable[str]) -> list[asyncpg.Record]:
+    """kind, child_key, part and ref of stored facts (to resolve what a retraction touches)."""
+    ids = sorted(set(event_ids))
+    if not ids:
+        return []
+    return await conn.fetch(
+        "SELECT event_id, kind, child_key, part, ref FROM facts WHERE event_id = ANY($1::text[])",
+        ids,
+    )
+
+
+async def refs_of_children(
+    conn: asyncpg.Connection, child_keys: Iterable[str]
+) -> dict[str, list[str]]:
+    rows = await conn.fetch(
+        "SELECT child_key, ref FROM child_refs WHERE child_key = ANY($1::text[])",
+        list(child_keys),
+    )
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        out.setdefault(r["child_key"], []).append(r["ref"])
+    return out
+
+
+_LOAD_FACTS = """
+WITH RECURSIVE loaded(event_id, child_key, ref) AS (
+    SELECT event_id, child_key, ref FROM facts WHERE child_key = ANY($1::text[])
+  UNION ALL
+    SELECT event_id, child_key, ref FROM facts WHERE ref = ANY($2::text[])
+  UNION
+    SELECT f.event_id, f.child_key, f.ref FROM facts f
+    JOIN loaded l ON f.ref = 'e:' || l.event_id
+)
+SELECT l.event_id, l.child_key, l.ref, CASE WHEN l.event_id = ANY($3::text[])
+       THEN NULL ELSE f.payload END AS payload
+FROM (SELECT DISTINCT event_id, child_key, ref FROM loaded) l
+JOIN facts f USING (event_id)
+"""
+
+
+async def load_facts(
+    conn: asyncpg.Connection,
+    child_keys: Iterable[str],
+    refs: Iterable[str],
+    known_ids: Iterable[str] = (),
+) -> list[asyncpg.Record]:
+    """Every fact of the children, every fact about their refs, and every retraction of
+    any of those (transitively), in one round trip. Payloads of `known_ids` (already
+    decoded by the caller) come back NULL to save the transfer."""
+    return await conn.fetch(_LOAD_FACTS, list(child_keys), list(set(refs)), list(known_ids))
+
+
+# --- alerts ----------------------------------------------------------------------------
+
+
+async def lock_alerts(conn: asyncpg.Connection, child_keys: Iterable[str]) -> list[asyncpg.Record]:
+    """The children's alert rows, locked: a staff transition waits for this transaction
+    and then fails its optimistic version check instead of being overwritten."""
+    return await conn.fetch(
+        "SELECT * FROM alerts WHERE child_key = ANY($1::text[]) ORDER BY alert_id FOR UPDATE",
+        sorted(set(child_keys)),
+    )
+
+
+_UPSERT_ALERT = (
+    f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}, raised_at, updated_at)"
+    f" VALUES ({', '.join(f'${i + 1}' for i in range(len(ALERT_COLUMNS)))},"
+    f" ${len(ALERT_COLUMNS) + 1}, ${len(ALERT_COLUMNS) + 1})"
+    " ON CONFLICT (alert_id) DO UPDATE SET "
+    + ", ".join(
+        f"{c} = EXCLUDED.{c}" for c in ALERT_COLUMNS if c not in ("alert_id", "child_key")
+    )
+    + ", updated_at = EXCLUDED.updated_at"
+)
+
+
+async def write_alerts(
+    conn: asyncpg.Connection,
+    rows: Sequence[Mapping[str, Any]],
+    versions: Sequence[tuple[str, int, str, dt.datetime, str, str, bytes]],
+    changed_at: dt.datetime,
+) -> None:
+    """Upsert alert rows and append their versions (the outbox) in the caller's transaction.
+
+    `versions` rows are (alert_id, version, status, changed_at, changed_by, reason, payload).
+    """
+    if not rows:
+        return
+    await conn.executemany(
+        _UPSERT_ALERT, [(*(row[c] for c in ALERT_COLUMNS), changed_at) for row in rows]
+    )
+    await conn.copy_records_to_table(
+        "alert_versions",
+        records=versions,
+        columns=[
+            "alert_id", "version", "status", "changed_at", "changed_by", "change_reason",
+            "payload",
+        ],
+    )
+
+
+# --- outbox ------------------------------------------------------------------------------
+
+#: Serialises relays across processes, so versions of one alert leave in version order.
+OUTBOX_LOCK = 7_236_552
+
+
+async def take_unpublished(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record] | None:
+    """Oldest unpublished versions, locked; None when another relay is at work."""
+    if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", OUTBOX_LOCK):
+        return None
+    return await conn.fetch(
+        "SELECT seq, alert_id, version, payload FROM alert_versions"
+        " WHERE published_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit,
+    )
+
+
+async def mark_published(conn: asyncpg.Connection, seqs: Sequence[int]) -> None:
+    await conn.execute(
+        "UPDATE alert_versions SET published_at = now() WHERE seq = ANY($1::bigint[])",
+        list(seqs),
+    )
+
+
+async def outbox_backlog(conn: asyncpg.Connection) -> int:
+    return int(
+        await conn.fetchval("SELECT count(*) FROM alert_versions WHERE published_at IS NULL")
+    )

@@ -1,0 +1,129 @@
+"""Alert versions from successive verdicts: raise, withdraw, reopen, update."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from factories import CHILD, died, enrolled, guardian, paid, retract, reversed_, standard
+
+from humiao.domain.alerts import AlertCode, AlertDraft, AlertStatus
+from humiao.domain.lifecycle import AlertChange, StoredAlert, reconcile, stored_after
+from humiao.domain.policy import PolicyBook
+from humiao.domain.rules import evaluate_child
+from humiao.domain.values import Period, Program
+
+S = AlertStatus
+
+
+def draft(
+    period: str = "2024-04", amount: int = 80000, evidence: tuple[str, ...] = ("e1",)
+) -> AlertDraft:
+    return AlertDraft(
+        code=AlertCode.PAID_AFTER_DEATH,
+        child_id=CHILD,
+        region="110105",
+        period=Period.parse(period),
+        subject="D1",
+        program=Program.ORPHAN_DISPERSED,
+        amount_at_risk_fen=amount,
+        evidence_event_ids=evidence,
+        explanation_zh="…",
+        explanation_en=f"paid {amount}",
+    )
+
+
+def stored(a: AlertDraft, status: AlertStatus, implied: bool, version: int) -> StoredAlert:
+    return StoredAlert(
+        a.alert_id,
+        status,
+        implied,
+        version,
+        a.amount_at_risk_fen,
+        a.evidence_event_ids,
+        a.explanation_en,
+    )
+
+
+def test_new_draft_opens_version_one() -> None:
+    a = draft()
+    assert reconcile({}, [a]) == [AlertChange(a.alert_id, a, S.OPEN, True, 1, "raised")]
+
+
+def test_unchanged_gives_nothing() -> None:
+    a = draft()
+    for status in (S.OPEN, S.ACKNOWLEDGED, S.REOPENED, S.RESOLVED):
+        assert reconcile({a.alert_id: stored(a, status, True, 3)}, [a]) == []
+    assert reconcile({a.alert_id: stored(a, S.WITHDRAWN, False, 2)}, []) == []
+
+
+def test_basis_gone_withdraws_but_keeps_resolution() -> None:
+    a = draft()
+    for status in (S.OPEN, S.ACKNOWLEDGED, S.REOPENED):
+        (ch,) = reconcile({a.alert_id: stored(a, status, True, 2)}, [])
+        assert (ch.status, ch.implied, ch.version, ch.draft, ch.reason) == (
+            S.WITHDRAWN,
+            False,
+            3,
+            None,
+            "basis gone",
+        )
+    (ch,) = reconcile({a.alert_id: stored(a, S.RESOLVED, True, 4)}, [])
+    assert (ch.status, ch.implied, ch.version) == (S.RESOLVED, False, 5)
+    assert "resolution kept" in ch.reason
+
+
+def test_basis_returns_reopens() -> None:
+    a = draft()
+    (ch,) = reconcile({a.alert_id: stored(a, S.WITHDRAWN, False, 2)}, [a])
+    assert (ch.status, ch.implied, ch.version, ch.draft) == (S.REOPENED, True, 3, a)
+    assert ch.reason == "basis returned"
+    (ch,) = reconcile({a.alert_id: stored(a, S.RESOLVED, False, 5)}, [a])
+    assert (ch.status, ch.implied, ch.version) == (S.RESOLVED, True, 6)
+
+
+def test_changed_content_new_version_same_status() -> None:
+    a = draft()
+    old = stored(a, S.ACKNOWLEDGED, True, 2)
+    b = draft(evidence=("e1", "e2"))
+    (ch,) = reconcile({a.alert_id: old}, [b])
+    assert (ch.status, ch.version, ch.reason, ch.draft) == (
+        S.ACKNOWLEDGED,
+        3,
+        "evidence changed",
+        b,
+    )
+    (ch,) = reconcile({a.alert_id: old}, [draft(amount=1)])
+    assert ch.reason == "amount changed"
+    (ch,) = reconcile({a.alert_id: old}, [dataclasses.replace(a, explanation_en="new")])
+    assert ch.reason == "explanation changed"
+
+
+def test_changes_sorted_and_applied() -> None:
+    drafts = [draft(f"2024-0{m}") for m in range(1, 6)]
+    changes = reconcile({}, drafts)
+    assert [c.alert_id for c in changes] == sorted(d.alert_id for d in drafts)
+    after = stored_after({}, changes)
+    assert all(s.implied and s.status is S.OPEN and s.version == 1 for s in after.values())
+    gone = reconcile(after, drafts[:2])
+    assert len(gone) == 3 and all(c.status is S.WITHDRAWN for c in gone)
+    after = stored_after(after, gone)
+    withdrawn = after[drafts[4].alert_id]
+    assert withdrawn.evidence_event_ids == drafts[4].evidence_event_ids  # content kept
+
+
+def test_reversal_withdraws_and_retraction_of_reversal_reopens() -> None:
+    book = PolicyBook.default()
+    pay = paid("2024-04")
+    rev = reversed_(pay)
+    facts = [enrolled(), guardian(), standard(), died(CHILD, "2024-02-01"), pay]
+    state: dict[str, StoredAlert] = {}
+    history: list[tuple[str, AlertStatus, int]] = []
+    for batch in (facts, [*facts, rev], [*facts, rev, retract(rev)]):
+        changes = reconcile(state, evaluate_child(CHILD, batch, book))
+        history += [(c.reason, c.status, c.version) for c in changes]
+        state = stored_after(state, changes)
+    assert history == [
+        ("raised", S.OPEN, 1),
+        ("basis gone", S.WITHDRAWN, 2),
+        ("basis returned", S.REOPENED, 3),
+    ]
