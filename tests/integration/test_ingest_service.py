@@ -173,6 +173,7 @@ def test_file_import_of_100k_lines_with_rejects(gateway: Gateway, tmp_path: Path
              "enrollmentEnded")
     path = tmp_path / "events.jsonl.gz"
     bad_lines: dict[int, str] = {}
+    duplicates = 0
     total = 100_000
     started = time.perf_counter()
     with gzip.open(path, "wt", encoding="utf-8", compresslevel=1) as out:
@@ -189,8 +190,9 @@ def test_file_import_of_100k_lines_with_rejects(gateway: Gateway, tmp_path: Path
                 body = next(k for k in obj if k not in ("eventId", "recordedAt", "source"))
                 obj[body]["childId" if "childId" in obj[body] else "personId"] = "110105"
                 line, bad_lines[n] = json.dumps(obj), "18 characters"
-            elif n % 10_000 == 10:
+            elif n % 10_000 == 10 and n > 100:
                 line = line.replace(f'"bulk-{n}"', f'"bulk-{n - 100}"')  # an earlier id
+                duplicates += 1
             out.write(line + "\n")
     generated = time.perf_counter() - started
 
@@ -198,7 +200,6 @@ def test_file_import_of_100k_lines_with_rejects(gateway: Gateway, tmp_path: Path
     channel, stub = open_stub(gateway.target)
     with channel:
         summary = import_file(path, stub, TOKEN, rejects, chunk_size=2000, progress=False)
-    duplicates = total // 10_000
     assert summary.lines == total
     assert summary.rejected == len(bad_lines)
     assert summary.duplicates == duplicates

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, settings
@@ -228,6 +229,26 @@ def mutated_envelopes(draw: st.DrawFn) -> dict[str, Any]:
     for holder, key in draw(st.lists(st.sampled_from(targets), min_size=1, max_size=3)):
         holder[key] = draw(json_values)
     return obj
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_envelopes())
+def test_fast_json_path_agrees_with_protobuf_parser(obj: dict[str, Any]) -> None:
+    """Canonical lines skip json_format; the result must be what json_format gives."""
+    text = json.dumps(obj)
+    reference = events_pb2.Envelope()
+    try:
+        json_format.Parse(text, reference)
+    except json_format.ParseError:
+        with pytest.raises(ValidationFailed):
+            proto_from_json(text)
+    else:
+        assert proto_from_json(text) == reference
+
+
+def test_empty_body_is_still_the_chosen_body() -> None:
+    msg = proto_from_json('{"eventId":"e","personDied":{}}')
+    assert msg.WhichOneof("body") == "person_died"
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])

@@ -244,7 +244,7 @@ def test_any_order_and_duplication_gives_the_same_alerts(
         # the fast path (payable window) agrees with the full list of causes
         ev = _Evaluator(build_timeline(child, base), BOOK)
         for program in Program:
-            region = ev.region_for(program, "110105")
+            region, _ = ev.region_for(program, "110105")
             for i in range(-2, 20):
                 month = FIRST_MONTH + i
                 causes = ev.causes(program, month, BOOK.for_region(region))

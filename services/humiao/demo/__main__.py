@@ -25,7 +25,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from humiao.demo.generator import City, CityConfig, ExpectedAlert, generate_city, write_city
 from humiao.demo.scoring import RaisedAlert, Score, fetch_alerts, render, score
@@ -34,6 +33,8 @@ from humiao.domain.values import format_fen
 from humiao.stack import supervisor
 from humiao.stack.supervisor import StackState
 
+#: What the `humiao` console script runs (`-m humiao.cli.main` would load main twice).
+HUMIAO_CLI = "import sys; from humiao.cli.main import main; sys.exit(main(sys.argv[1:]))"
 #: Codes shown as examples, in order of preference (one alert each).
 EXAMPLE_CODES = (
     AlertCode.PAID_AFTER_DEATH,
@@ -97,16 +98,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         supervisor.stop_stack(old)
     say("starting the stack (own topics and database, so `humiao up` is not disturbed):")
     database_url = supervisor.resolve_database(supervisor.state_dir(), args.database, fresh=True)
-    state = supervisor.start_stack(
-        stack_dir,
-        topic_prefix=f"demo-{uuid.uuid4().hex[:6]}.",
-        partitions=args.partitions,
-        database_url=database_url,
-        progress=lambda m: say(f"  {m}"),
-    )
+    try:
+        state = supervisor.start_stack(
+            stack_dir,
+            topic_prefix=f"demo-{uuid.uuid4().hex[:6]}.",
+            partitions=args.partitions,
+            database_url=database_url,
+            progress=lambda m: say(f"  {m}"),
+        )
+    except supervisor.StackError as exc:
+        say(f"the stack did not start: {exc}")
+        return 2
     ok = False
     try:
         ok = run(args, city, files.events, files.corrections, sent_events, sent_fixes, state)
+    except TimeoutError as exc:
+        say(f"\n{exc}; the services' logs are in {stack_dir / 'logs'}")
     finally:
         if args.keep_running:
             supervisor.release_children()
@@ -261,7 +268,7 @@ def _examples(state: StackState, examples: list[str]) -> None:
     for alert_id in examples:
         say("-" * 78)
         proc = subprocess.run(
-            [sys.executable, "-m", "humiao.cli.main", "alerts", "show", alert_id],
+            [sys.executable, "-c", HUMIAO_CLI, "alerts", "show", alert_id],
             env=env, capture_output=True, text=True, timeout=60,
         )
         say((proc.stdout or proc.stderr).rstrip())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -108,6 +109,16 @@ def _citizen_birth_date(value: str) -> dt.date | None:
         return None
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _citizen_problem(value: str) -> str | None:
+    """citizen_id_problem plus a real embedded birth date; cached because the same
+    children and guardians recur in every month's disbursements."""
+    problem = citizen_id_problem(value)
+    if problem is None and _citizen_birth_date(value) is None:
+        problem = "contains a birth date that does not exist"
+    return problem
+
+
 def _parse_iso_date(text: str) -> dt.date | None:
     """Strict YYYY-MM-DD (fromisoformat would also take '20240101' and week dates)."""
     if len(text) != 10 or text[4] != "-" or text[7] != "-" or not text.isascii():
@@ -163,9 +174,7 @@ class _Checker:
         if not value:
             self.bad(path, "is required")
             return value
-        problem = citizen_id_problem(value)
-        if problem is None and _citizen_birth_date(value) is None:
-            problem = "contains a birth date that does not exist"
+        problem = _citizen_problem(value)
         if problem is not None:
             self.bad(path, f"is not a valid citizen ID number: {problem}")
         return value
@@ -178,11 +187,8 @@ class _Checker:
         if not value:
             self.bad(path, "is required")
             return value
-        person = citizen_id_problem(value)
+        person = _citizen_problem(value)
         if person is None:
-            if _citizen_birth_date(value) is None:
-                self.bad(path, "is not a valid citizen ID number: contains a birth date that "
-                         "does not exist")
             return value
         institution = unified_credit_code_problem(value)
         if institution is None:
@@ -299,7 +305,7 @@ def _child_enrolled(c: _Checker, b: Any) -> Body:
     failures = len(c.violations)
     birth = c.date("childEnrolled.birthDate", getattr(b, "birth_date", None),
                    not_after_recorded=True)
-    if len(c.violations) == failures and citizen_id_problem(child_id) is None:
+    if len(c.violations) == failures and _citizen_problem(child_id) is None:
         embedded = _citizen_birth_date(child_id)
         if embedded is not None and embedded != birth:
             c.bad("childEnrolled.birthDate", "does not match the birth date in childId")

@@ -369,9 +369,10 @@ def start_stack(
                 progress(f"broker: Tansu (memory storage) at {bootstrap}, pid {broker_pid}")
         dsn = database_url or resolve_database(directory)
         progress("database: ready")
-        if started:  # a new, empty broker: offsets stored against the old one mean nothing
-            if asyncio.run(_forget_offsets(dsn, f"{prefix}events")):
-                progress("database: verifier offsets of the previous broker reset")
+        # A new, empty broker: offsets stored against the old one mean nothing.
+        fresh_broker = bool(started)
+        if fresh_broker and asyncio.run(_forget_offsets(dsn, f"{prefix}events")):
+            progress("database: verifier offsets of the previous broker reset")
         source_token = previous.source_token if previous else "src-" + secrets.token_urlsafe(24)
         staff_token = previous.staff_token if previous else "staff-" + secrets.token_urlsafe(24)
         source_file, staff_file = _credentials(directory, source_token, staff_token)

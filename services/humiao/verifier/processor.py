@@ -83,6 +83,7 @@ class PreparedBatch:
     timestamps_ms: list[int]
     records: int
     started: float = field(default_factory=time.perf_counter)
+    decode_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,22 @@ class BatchResult:
     next_offsets: dict[int, int]
     children: int
     changes: int
+
+
+class _Clock:
+    """Seconds spent per phase of a batch, for the debug log and profiling."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self.last
+        self.last = now
+
+    def __str__(self) -> str:
+        return " ".join(f"{k}={v * 1000:.0f}ms" for k, v in self.laps.items())
 
 
 class Fenced(Exception):
@@ -160,6 +177,7 @@ class Processor:
         self._keys: dict[str, str] = {}
         #: Alert transitions of the batch in progress, counted only once it commits.
         self._pending_notes: list[tuple[str, str, int, Mapping[str, Any] | None]] = []
+        self._clock = _Clock()
 
     # --- decoding (runs on the consumer thread, no I/O) ---------------------------------
 
@@ -186,6 +204,7 @@ class Processor:
 
     def prepare(self, topic: str, records: Sequence[InRecord]) -> PreparedBatch:
         """Decode and validate every record; failures become dead letters."""
+        started = time.perf_counter()
         facts: list[Incoming] = []
         dead: list[DeadLetter] = []
         next_offsets: dict[int, int] = {}
@@ -217,6 +236,8 @@ class Processor:
             next_offsets=next_offsets,
             timestamps_ms=[r.timestamp_ms for r in records],
             records=len(records),
+            started=started,
+            decode_seconds=time.perf_counter() - started,
         )
 
     def _child_refs(self, inc: Incoming) -> list[tuple[str, str, int]]:
@@ -243,6 +264,7 @@ class Processor:
         """Apply one batch in one transaction. Raises Fenced (nothing written) when the
         stored offsets are not the ones this consumer started the batch from."""
         self._pending_notes.clear()
+        clock = self._clock = _Clock()
         async with conn.transaction():
             parts = sorted(batch.next_offsets)
             stored = await store.lock_offsets(conn, self.group, batch.topic, parts)
@@ -251,7 +273,13 @@ class Processor:
                 raise Fenced(moved)
             children, changes = await self._apply(conn, batch)
             await store.save_offsets(conn, self.group, batch.topic, batch.next_offsets)
+        clock.lap("commit")
         self._after_commit(batch, children)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "batch records=%d children=%d decode=%.0fms %s",
+                batch.records, children, batch.decode_seconds * 1000, clock,
+            )
         return BatchResult(dict(batch.next_offsets), children, len(changes))
 
     async def _apply(
@@ -260,7 +288,10 @@ class Processor:
         unique: dict[str, Incoming] = {}
         for inc in batch.facts:
             unique.setdefault(inc.env.event_id, inc)
+        clock = self._clock
+        clock.lap("fence")
         new_ids = await store.insert_facts(conn, [inc.row for inc in unique.values()])
+        clock.lap("insert_facts")
 
         affected: set[str] = set()
         refs: list[tuple[str, str, int]] = []
@@ -298,6 +329,7 @@ class Processor:
                     pairs.append((head["ref"], part))
             retractions = follow
         affected |= await store.children_referencing(conn, pairs)
+        clock.lap("affected")
         if not affected:
             return 0, []
 
@@ -306,7 +338,9 @@ class Processor:
             key: evaluate_child(child_id, facts, self.policies)
             for key, (child_id, facts) in facts_by_child.items()
         }
+        clock.lap("evaluate")
         stored_rows = await store.lock_alerts(conn, drafts)
+        clock.lap("lock_alerts")
         stored_by_child: dict[str, dict[str, asyncpg.Record]] = {}
         for r in stored_rows:
             stored_by_child.setdefault(r["child_key"], {})[r["alert_id"]] = r
@@ -349,7 +383,9 @@ class Processor:
                 )
                 changes.append((arow["code"], change))
                 self._note_change(arow, old)
+        clock.lap("reconcile")
         await store.write_alerts(conn, rows, versions, changed_at)
+        clock.lap("write_alerts")
         return len(drafts), changes
 
     async def _load(
@@ -361,6 +397,7 @@ class Processor:
         all_refs = {r for refs in refs_by_child.values() for r in refs}
         in_batch = {inc.env.event_id: inc.env for inc in batch.facts}
         rows = await store.load_facts(conn, affected, all_refs, in_batch)
+        self._clock.lap("load_query")
         own: dict[str, list[ev.Envelope]] = {}
         by_ref: dict[str, list[ev.Envelope]] = {}
         for r in rows:
@@ -394,6 +431,7 @@ class Processor:
                             nxt.append(retraction.event_id)
                 frontier = nxt
             out[key] = (child_id, facts)
+        self._clock.lap("load_decode")
         return out
 
     def _note_change(self, row: Mapping[str, Any], old: Mapping[str, Any] | None) -> None:

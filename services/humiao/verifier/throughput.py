@@ -171,7 +171,13 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=24)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--batch", type=int, default=20_000)
+    parser.add_argument("--debug", action="store_true", help="log each batch's phases")
     args = parser.parse_args()
+    if args.debug:
+        import logging
+
+        logging.basicConfig(level=logging.WARNING)
+        logging.getLogger("humiao.verifier.processor").setLevel(logging.DEBUG)
     print(json.dumps(asyncio.run(main_async(args)), indent=2))
 
 

@@ -1,0 +1,89 @@
+"""The working set a verifier keeps in memory for the partitions it owns, so a batch
+reads from PostgreSQL only what it has not seen: the facts of children it meets for
+the first time and of refs (persons, regions, disbursements) no cached child named yet.
+
+Why a cache entry stays complete without re-reading the database: every fact that
+concerns a child of an owned partition arrives *on that partition* (child facts by key,
+the others as a copy on every partition). An entry is loaded inside a batch's
+transaction, so it holds every fact committed before it; a fact committed later by
+anyone is one whose copy this process has not processed yet, and when that copy comes
+it is added. Entries change only after the batch that produced them commits, and the
+whole memory is dropped whenever the assignment changes or another processor is found
+to have moved an owned partition (fenced), because then copies may have passed us by.
+Bounded: least recently used children and refs are evicted (and re-read when needed).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from humiao.domain.events import Envelope
+
+
+@dataclass(slots=True)
+class ChildFacts:
+    child_id: str
+    #: the child's own facts by event id
+    own: dict[str, Envelope]
+    #: refs its facts name ('p:<person key>', 'r:<region>', 'd:<disbursement id>')
+    refs: set[str]
+    #: size of the fact set at its last committed evaluation (sets only grow)
+    evaluated: int = -1
+
+
+@dataclass
+class Staged:
+    """What a batch learned, applied to the memory only once the batch commits."""
+
+    children: dict[str, ChildFacts] = field(default_factory=dict)
+    refs: dict[str, dict[str, Envelope]] = field(default_factory=dict)
+    broadcast: list[tuple[str, Envelope]] = field(default_factory=list)
+    retractions: list[Envelope] = field(default_factory=list)
+    loaded_retractions: dict[str, dict[str, Envelope]] | None = None
+
+
+class Memory:
+    def __init__(self, max_children: int = 200_000, max_refs: int = 400_000) -> None:
+        self.max_children = max_children
+        self.max_refs = max_refs
+        self.children: OrderedDict[str, ChildFacts] = OrderedDict()
+        #: complete facts about each ref held
+        self.refs: OrderedDict[str, dict[str, Envelope]] = OrderedDict()
+        #: every retraction, by the id it retracts; None until loaded
+        self.retractions: dict[str, dict[str, Envelope]] | None = None
+
+    def clear(self) -> None:
+        self.children.clear()
+        self.refs.clear()
+        self.retractions = None
+
+    def child(self, key: str) -> ChildFacts | None:
+        return self.children.get(key)
+
+    def ref(self, ref: str) -> dict[str, Envelope] | None:
+        return self.refs.get(ref)
+
+    def apply(self, staged: Staged) -> None:
+        if self.max_children <= 0:
+            return
+        if staged.loaded_retractions is not None and self.retractions is None:
+            self.retractions = staged.loaded_retractions
+        for key, cf in staged.children.items():
+            self.children[key] = cf
+            self.children.move_to_end(key)
+        for ref, facts in staged.refs.items():
+            self.refs[ref] = facts
+            self.refs.move_to_end(ref)
+        for ref, env in staged.broadcast:
+            held = self.refs.get(ref)
+            if held is not None:
+                held[env.event_id] = env
+        if self.retractions is not None:
+            for env in staged.retractions:
+                target = env.body.retracted_event_id  # type: ignore[union-attr]
+                self.retractions.setdefault(target, {})[env.event_id] = env
+        while len(self.children) > self.max_children:
+            self.children.popitem(last=False)
+        while len(self.refs) > self.max_refs:
+            self.refs.popitem(last=False)

@@ -1,0 +1,131 @@
+"""`humiao up | status | ingest --wait | down` as a user runs them: real processes.
+
+`up` starts its own embedded broker here (KAFKA_BOOTSTRAP_SERVERS removed) and uses the
+test's fresh database; the state directory is the test's own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from humiao.demo.generator import CityConfig, generate_city, write_city
+from humiao.demo.scoring import fetch_alerts
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+#: What the `humiao` console script runs (`-m humiao.cli.main` would load main twice).
+HUMIAO_CLI = "import sys; from humiao.cli.main import main; sys.exit(main(sys.argv[1:]))"
+
+
+def humiao(
+    *args: str, env: dict[str, str], timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", HUMIAO_CLI, *args],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_gone(pids: list[int], timeout: float = 30) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = [p for p in pids if alive(p)]
+        if not left:
+            return []
+        time.sleep(0.1)
+    return [p for p in pids if alive(p)]
+
+
+def service_pids(state: dict[str, Any]) -> list[int]:
+    return [int(p) for p in state["pids"].values() if p]
+
+
+async def test_up_twice_status_ingest_wait_restart_and_down(
+    tmp_path: Path, database_url: str
+) -> None:
+    state_dir = tmp_path / "state"
+    env = {**os.environ, "HUMIAO_STATE_DIR": str(state_dir), "DATABASE_URL": database_url,
+           "HUMIAO_PARTITIONS": "3", "HUMIAO_TOPIC_PREFIX": "e2e."}
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+
+    assert humiao("status", env=env).returncode == 2  # nothing started yet: a clear error
+    up = humiao("up", "--json", env=env)
+    assert up.returncode == 0, up.stderr
+    state = json.loads(up.stdout)
+    pids = service_pids(state)
+    try:
+        assert set(state["pids"]) == {"broker", "ingest", "verifier", "desk"}
+        assert all(alive(p) for p in pids)
+        assert state["partitions"] == 3 and state["topic_prefix"] == "e2e."
+        assert json.loads((state_dir / "stack.json").read_text())["ingest"] == state["ingest"]
+        # Only hashes in the credential files; the plain tokens only in the state file.
+        source_creds = (state_dir / "source-credentials.json").read_text()
+        staff_creds = (state_dir / "staff-credentials.json").read_text()
+        assert state["source_token"] not in source_creds
+        assert sha256(state["source_token"].encode()).hexdigest() in source_creds
+        assert sha256(state["staff_token"].encode()).hexdigest() in staff_creds
+
+        again = humiao("up", "--json", env=env)
+        assert again.returncode == 0, again.stderr
+        assert "already running" in again.stderr
+        assert json.loads(again.stdout)["pids"] == state["pids"]
+
+        status = humiao("status", env=env)
+        assert status.returncode == 0, status.stdout + status.stderr
+        for name in ("ingest", "verifier", "desk"):
+            assert f"{name:<9} SERVING" in status.stdout
+
+        city = generate_city(CityConfig(seed=21, children=60))
+        files = write_city(city, tmp_path / "city")
+        ingest = humiao("ingest", str(files.events), "--target", state["ingest"],
+                        "--token", state["source_token"], "--wait", env=env)
+        assert ingest.returncode == 0, ingest.stdout + ingest.stderr
+        assert "caught up" in ingest.stderr
+        alerts = await fetch_alerts(database_url)  # no polling: --wait returned after them
+        assert {a.key() for a in alerts if a.implied} == set(city.before_corrections)
+        report = json.loads(humiao("status", "--json", env=env).stdout)
+        assert sum(p["lag"] for p in report["verifier_lag"]) == 0
+        assert sum(p["end"] for p in report["verifier_lag"]) >= len(city.events)
+        assert sum(r["alerts"] for r in report["alerts"]) == len(city.before_corrections)
+
+        # A service that died is noticed: `up` restarts the services, keeps the broker.
+        os.kill(state["pids"]["desk"], signal.SIGTERM)
+        assert wait_gone([state["pids"]["desk"]]) == []
+        assert "STOPPED" in humiao("status", env=env).stdout
+        restarted = humiao("up", "--json", env=env)
+        assert restarted.returncode == 0, restarted.stderr
+        assert "partly down" in restarted.stderr
+        new_state = json.loads(restarted.stdout)
+        assert new_state["pids"]["broker"] == state["pids"]["broker"]
+        assert new_state["pids"]["desk"] != state["pids"]["desk"]
+        assert new_state["source_token"] == state["source_token"]
+        assert humiao("status", env=env).returncode == 0
+        pids = service_pids(new_state)
+    finally:
+        down = humiao("down", env=env)
+    assert down.returncode == 0, down.stderr
+    assert wait_gone(pids) == []
+    assert not (state_dir / "stack.json").exists()
+    assert "nothing to stop" in humiao("down", env=env).stderr
