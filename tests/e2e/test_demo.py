@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from humiao.stack import supervisor
 from humiao.stack.database import drop_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -39,12 +40,16 @@ def test_small_city_scores_perfectly_recorded_and_shuffled(
             proc = subprocess.run(
                 [sys.executable, "-m", "humiao.demo", "--children", "220", "--seed", "31",
                  "--partitions", "3", "--database", database, "--out", str(tmp_path),
+                 "--timeout", "150",
                  *(["--shuffled"] if mode == "shuffled" else [])],
                 env=env, cwd=ROOT, capture_output=True, text=True, timeout=240,
             )
             assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
             outputs[mode] = proc.stdout
     finally:
+        left = supervisor.load_state(tmp_path / "stack")
+        if left is not None:  # the demo was killed before it could stop its stack
+            supervisor.stop_stack(left)
         asyncio.run(drop_database(admin_dsn, database))
 
     recorded = json.loads((tmp_path / "results.json").read_text())

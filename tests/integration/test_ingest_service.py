@@ -25,7 +25,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from humiao.adapters.codec import envelope_to_proto, proto_to_json
-from humiao.api.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+from humiao.api.ingest.v1 import ingest_pb2
 from humiao.cli.ingest_cmd import import_file, open_stub
 from humiao.ingest.credentials import hash_token
 from humiao.stack.broker import free_port, start_broker
@@ -213,3 +213,83 @@ def test_file_import_of_100k_lines_with_rejects(gateway: Gateway, tmp_path: Path
         assert any(reason in r for r in found[n]["reasons"]), found[n]
         assert found[n]["eventId"] in (f"bulk-{n}", None)
     print(f"\nfile import: generated {total} lines in {generated:.1f}s; {summary.render()}")
+
+
+def test_submit_batch_throughput(gateway: Gateway) -> None:
+    """Figures for the README: events/s through SubmitBatch, 2,000-event batches, 2 in flight."""
+    rng = random.Random(22)
+    kinds = ("disbursement", "childEnrolled", "guardianAppointed", "personDied")
+    batches = [
+        ingest_pb2.SubmitBatchRequest(events=[
+            envelope_to_proto(random_envelope(rng, event_id=f"tp-{b}-{i}", source="bulk",
+                                              kinds=kinds))
+            for i in range(2000)
+        ])
+        for b in range(10)
+    ]
+    meta = (("authorization", f"Bearer {TOKEN}"),)
+    channel, stub = open_stub(gateway.target)
+    with channel:
+        started = time.perf_counter()
+        calls = [stub.SubmitBatch.future(b, metadata=meta, timeout=120) for b in batches[:2]]
+        accepted = 0
+        for batch in batches[2:]:
+            accepted += calls.pop(0).result().accepted
+            calls.append(stub.SubmitBatch.future(batch, metadata=meta, timeout=120))
+        accepted += sum(call.result().accepted for call in calls)
+        seconds = time.perf_counter() - started
+    assert accepted == 20_000
+    rate = accepted / seconds
+    print(f"\nSubmitBatch: {accepted} events in {seconds:.1f}s ({rate:,.0f} events/s)")
+
+
+def run_cli(argv: list[str]) -> int:
+    """The `humiao ingest` command exactly as main() dispatches it."""
+    import argparse
+
+    from humiao.cli import ingest_cmd
+
+    parser = argparse.ArgumentParser(prog="humiao")
+    ingest_cmd.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+def test_cli_reads_stack_state_and_writes_rejects(
+    gateway: Gateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from humiao.cli.main import CliError
+
+    monkeypatch.delenv("HUMIAO_INGEST_TARGET", raising=False)
+    monkeypatch.delenv("HUMIAO_INGEST_TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)
+    rng = random.Random(23)
+    good = lines_of([random_envelope(rng, event_id=f"cli-{i}", source="bulk")
+                     for i in range(3)])
+    data = tmp_path / "small.jsonl"
+    data.write_text("\n".join([good[0], '{"eventId": "broken"', good[1], "", good[2]]) + "\n")
+
+    with pytest.raises(CliError, match="no gateway address"):
+        run_cli(["ingest", str(data)])
+
+    (tmp_path / ".humiao").mkdir()
+    (tmp_path / ".humiao" / "stack.json").write_text(
+        json.dumps({"ingest": gateway.target, "source_token": TOKEN}))
+    assert run_cli(["ingest", str(data)]) == 0  # completed, one line rejected
+    out = capsys.readouterr().out
+    assert "4 lines: 3 accepted, 0 duplicate, 1 rejected" in out
+    rejects = [json.loads(x) for x in
+               (tmp_path / "small.jsonl.rejects.jsonl").read_text().splitlines()]
+    assert rejects == [{"line": 2, "eventId": None,
+                        "reasons": [rejects[0]["reasons"][0]]}]
+    assert "not valid JSON" in rejects[0]["reasons"][0]
+
+    assert run_cli(["ingest", str(data), "--rejects", str(tmp_path / "r2.jsonl")]) == 0
+    assert "0 accepted, 3 duplicate, 1 rejected" in capsys.readouterr().out
+
+    with pytest.raises(CliError, match="refused the token"):
+        run_cli(["ingest", str(data), "--token", "wrong"])
+
+    assert run_cli(["ingest", "hash-token", "s3cret"]) == 0
+    assert capsys.readouterr().out.strip() == hash_token("s3cret")

@@ -222,7 +222,8 @@ def _fast_parse(obj: dict[str, Any]) -> events_pb2.Envelope | None:
 
 
 _BODY_CLASSES: dict[str, Any] = {
-    f.name: message_factory.GetMessageClass(f.message_type) for f in _BODY_ONEOF.fields
+    f.name: message_factory.GetMessageClass(f.message_type)  # type: ignore[arg-type]
+    for f in _BODY_ONEOF.fields
 }
 
 

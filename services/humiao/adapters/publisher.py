@@ -169,8 +169,20 @@ class EventPublisher:
         return await asyncio.to_thread(bootstrap_reachable, self._settings.bootstrap, timeout)
 
     async def close(self, timeout: float = 10.0) -> None:
-        """Flush what is buffered and close the producer's network thread."""
-        await asyncio.to_thread(self._producer.close, timeout)
+        """Flush what is buffered and close the producer's network thread. Never raises:
+        shutdown must go on to close the pool even if the broker is gone."""
+        await asyncio.to_thread(self._close, timeout)
+
+    def _close(self, timeout: float) -> None:
+        try:
+            self._producer.close(timeout)
+        except KafkaError as exc:  # flush timed out: records no call was answered ACCEPTED for
+            log.warning("kafka producer closed with unacknowledged records: %s",
+                        type(exc).__name__)
+            sender = getattr(self._producer, "_sender", None)
+            if sender is not None:  # what close() would have done after a clean flush
+                sender.force_close()
+                sender.join(timeout)
 
 
 def bootstrap_reachable(bootstrap: str, timeout: float = 1.0) -> bool:

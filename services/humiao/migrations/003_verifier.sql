@@ -18,6 +18,7 @@ CREATE TABLE IF NOT EXISTS facts (
 );
 CREATE INDEX IF NOT EXISTS facts_child ON facts (child_key) WHERE child_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS facts_ref ON facts (ref) WHERE ref IS NOT NULL;
+CREATE INDEX IF NOT EXISTS facts_retractions ON facts (event_id) WHERE kind = 'eventRetracted';
 
 -- What each child's facts name, so a person, region or reversal fact copy arriving on a
 -- partition finds the children of that partition it concerns: 'p:<person key>' for the

@@ -92,6 +92,10 @@ class ConsumerLoop:
         #: partition -> next offset as stored in the database (-1: from the beginning)
         self._positions: dict[int, int] = {}
         self._need_seek: set[int] = set()
+        #: bumped on every assignment change; the processor's memory is only valid
+        #: within one epoch
+        self._epoch = 0
+        self._memory_epoch = 0
         self._consumer: KafkaConsumer | None = None
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
@@ -128,6 +132,7 @@ class ConsumerLoop:
         if self._consumer is not None and mine:
             self._consumer.pause(*mine)
         with self._lock:
+            self._epoch += 1
             for tp in mine:
                 self._need_seek.add(tp.partition)
                 self._positions.pop(tp.partition, None)
@@ -135,6 +140,7 @@ class ConsumerLoop:
 
     def _revoked(self, partitions: set[int]) -> None:
         with self._lock:
+            self._epoch += 1
             for p in partitions:
                 self._positions.pop(p, None)
                 self._need_seek.discard(p)
@@ -305,6 +311,10 @@ class ConsumerLoop:
         batch = self.processor.prepare(self.topic, records)
         with self._lock:
             expected = {p: self._positions.get(p, -1) for p in batch.next_offsets}
+            epoch = self._epoch
+        if epoch != self._memory_epoch:
+            self.processor.forget()
+            self._memory_epoch = epoch
         try:
             self.deadletters.publish(batch.dead, self.topic)
         except Exception as exc:
@@ -317,6 +327,7 @@ class ConsumerLoop:
             conn = self._connection(loop)
             result = loop.run_until_complete(self.processor.process(conn, batch, expected))
         except Fenced as exc:
+            self.processor.forget()
             self.metrics.batch_failed("fenced")
             log.warning("%s; re-reading stored offsets", exc)
             with self._lock:
@@ -348,6 +359,8 @@ class ConsumerLoop:
         self.batches += 1
         commits = {}
         with self._lock:
+            if self._epoch != epoch:  # a rebalance ran during the batch
+                self.processor.forget()
             for p, nxt in result.next_offsets.items():
                 if p in self._positions:
                     self._positions[p] = nxt

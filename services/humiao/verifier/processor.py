@@ -36,6 +36,7 @@ from humiao.domain.rules import evaluate_child
 from humiao.domain.timeline import persons_named
 from humiao.domain.validation import ValidationFailed
 from humiao.verifier import store
+from humiao.verifier.memory import ChildFacts, Memory, Staged
 from humiao.verifier.metrics import VerifierMetrics, effective_date
 
 log = logging.getLogger(__name__)
@@ -168,6 +169,7 @@ class Processor:
         policies: PolicyBook,
         metrics: VerifierMetrics,
         decoded_cache: int = 200_000,
+        cached_children: int = 200_000,
     ) -> None:
         self.group = group
         self.secret = secret
@@ -178,6 +180,12 @@ class Processor:
         #: Alert transitions of the batch in progress, counted only once it commits.
         self._pending_notes: list[tuple[str, str, int, Mapping[str, Any] | None]] = []
         self._clock = _Clock()
+        self.memory = Memory(max_children=cached_children, max_refs=2 * cached_children)
+        self._staged = Staged()
+
+    def forget(self) -> None:
+        """Drop the in-memory working set (the assignment changed, or we were fenced)."""
+        self.memory.clear()
 
     # --- decoding (runs on the consumer thread, no I/O) ---------------------------------
 
@@ -264,6 +272,7 @@ class Processor:
         """Apply one batch in one transaction. Raises Fenced (nothing written) when the
         stored offsets are not the ones this consumer started the batch from."""
         self._pending_notes.clear()
+        self._staged = Staged()
         clock = self._clock = _Clock()
         async with conn.transaction():
             parts = sorted(batch.next_offsets)
@@ -274,6 +283,8 @@ class Processor:
             children, changes = await self._apply(conn, batch)
             await store.save_offsets(conn, self.group, batch.topic, batch.next_offsets)
         clock.lap("commit")
+        self.memory.apply(self._staged)
+        self._staged = Staged()
         self._after_commit(batch, children)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
@@ -293,18 +304,27 @@ class Processor:
         new_ids = await store.insert_facts(conn, [inc.row for inc in unique.values()])
         clock.lap("insert_facts")
 
+        mem = self.memory
         affected: set[str] = set()
         refs: list[tuple[str, str, int]] = []
         pairs: list[tuple[str, int]] = []
         retractions: list[tuple[str, int]] = []
+        new_facts: dict[str, dict[str, ev.Envelope]] = {}
+        new_refs: dict[str, set[str]] = {}
         for inc in batch.facts:
             row = inc.row
-            if row.child_key is not None:
+            key = row.child_key
+            if key is not None:
                 # A child fact already stored was evaluated when it was stored (it can
                 # only arrive on its own partition): replays and duplicates cost nothing.
                 if row.event_id in new_ids:
-                    affected.add(row.child_key)
-                    refs.extend(self._child_refs(inc))
+                    affected.add(key)
+                    new_facts.setdefault(key, {})[row.event_id] = inc.env
+                    cached = mem.child(key)
+                    for r in self._child_refs(inc):
+                        if cached is None or r[1] not in cached.refs:
+                            refs.append(r)
+                            new_refs.setdefault(key, set()).add(r[1])
             elif isinstance(inc.env.body, ev.EventRetracted):
                 retractions.append((inc.env.body.retracted_event_id, inc.partition))
             elif row.ref is not None:
@@ -330,10 +350,17 @@ class Processor:
             retractions = follow
         affected |= await store.children_referencing(conn, pairs)
         clock.lap("affected")
+        staged = self._staged = Staged()
+        for inc in unique.values():
+            if inc.row.child_key is None and inc.row.ref is not None:
+                if isinstance(inc.env.body, ev.EventRetracted):
+                    staged.retractions.append(inc.env)
+                else:
+                    staged.broadcast.append((inc.row.ref, inc.env))
         if not affected:
             return 0, []
 
-        facts_by_child = await self._load(conn, affected, batch)
+        facts_by_child = await self._load(conn, affected, batch, new_facts, new_refs)
         drafts = {
             key: evaluate_child(child_id, facts, self.policies)
             for key, (child_id, facts) in facts_by_child.items()
@@ -388,50 +415,103 @@ class Processor:
         clock.lap("write_alerts")
         return len(drafts), changes
 
-    async def _load(
-        self, conn: asyncpg.Connection, affected: set[str], batch: PreparedBatch
-    ) -> dict[str, tuple[str, list[ev.Envelope]]]:
-        """Every fact relevant to each affected child: own facts, facts about the persons,
-        regions and disbursements it names, and retractions of any of those."""
-        refs_by_child = await store.refs_of_children(conn, affected)
-        all_refs = {r for refs in refs_by_child.values() for r in refs}
-        in_batch = {inc.env.event_id: inc.env for inc in batch.facts}
-        rows = await store.load_facts(conn, affected, all_refs, in_batch)
-        self._clock.lap("load_query")
-        own: dict[str, list[ev.Envelope]] = {}
-        by_ref: dict[str, list[ev.Envelope]] = {}
+    def _decode_rows(
+        self, rows: Sequence[asyncpg.Record], in_batch: Mapping[str, ev.Envelope]
+    ) -> list[tuple[asyncpg.Record, ev.Envelope]]:
+        out = []
         for r in rows:
             eid = r["event_id"]
             env = in_batch.get(eid) or self._decoded.get(eid)
             if env is None:
                 env = envelope_from_bytes(r["payload"])
                 self._decoded.put(eid, env)
+            out.append((r, env))
+        return out
+
+    async def _load(
+        self,
+        conn: asyncpg.Connection,
+        affected: set[str],
+        batch: PreparedBatch,
+        new_facts: Mapping[str, Mapping[str, ev.Envelope]],
+        new_refs: Mapping[str, set[str]],
+    ) -> dict[str, tuple[str, list[ev.Envelope]]]:
+        """Every fact relevant to each affected child whose fact set changed: own facts,
+        facts about the persons, regions and disbursements it names, and retractions of
+        any of those (transitively). Reads from the database only what memory lacks."""
+        mem, staged = self.memory, self._staged
+        in_batch = {inc.env.event_id: inc.env for inc in batch.facts}
+        retractions = mem.retractions
+        if retractions is None:
+            retractions = {}
+            for _, env in self._decode_rows(await store.all_retractions(conn), {}):
+                if env.event_id not in in_batch:  # the batch's own are added below
+                    target = env.body.retracted_event_id  # type: ignore[union-attr]
+                    retractions.setdefault(target, {})[env.event_id] = env
+            staged.loaded_retractions = retractions
+        cached = {k: c for k in affected if (c := mem.child(k)) is not None}
+        uncached = [k for k in affected if k not in cached]
+        refs_of: dict[str, set[str]] = {}
+        if uncached:
+            for key, listed in (await store.refs_of_children(conn, uncached)).items():
+                refs_of[key] = set(listed)
+        for key, c in cached.items():
+            refs_of[key] = c.refs | new_refs[key] if key in new_refs else c.refs
+        needed = {r for rs in refs_of.values() for r in rs if mem.ref(r) is None}
+        rows = self._decode_rows(await store.load_facts(conn, uncached, needed), in_batch)
+        self._clock.lap("load_query")
+        own_db: dict[str, dict[str, ev.Envelope]] = {}
+        ref_db: dict[str, dict[str, ev.Envelope]] = {r: {} for r in needed}
+        for r, env in rows:
             if r["child_key"] is not None:
-                own.setdefault(r["child_key"], []).append(env)
+                own_db.setdefault(r["child_key"], {})[env.event_id] = env
             else:
-                by_ref.setdefault(r["ref"], []).append(env)
+                ref_db[r["ref"]][env.event_id] = env
+        staged.refs = ref_db
+        batch_refs: dict[str, dict[str, ev.Envelope]] = {}
+        for ref, env in staged.broadcast:
+            batch_refs.setdefault(ref, {})[env.event_id] = env
+        batch_retractions: dict[str, dict[str, ev.Envelope]] = {}
+        for env in staged.retractions:
+            target = env.body.retracted_event_id  # type: ignore[union-attr]
+            batch_retractions.setdefault(target, {})[env.event_id] = env
+
         out: dict[str, tuple[str, list[ev.Envelope]]] = {}
         for key in affected:
-            facts = list(own.get(key, ()))
-            if not facts:
+            c = cached.get(key)
+            if c is not None:
+                own = c.own
+                if key in new_facts:
+                    own = {**own, **new_facts[key]}
+            else:
+                own = own_db.get(key, {})
+            if not own:
                 continue  # refs without facts cannot happen; nothing to evaluate
-            child_id = facts[0].child_id()
-            assert child_id is not None
-            for ref in refs_by_child.get(key, ()):
-                facts.extend(by_ref.get(ref, ()))
-            frontier = [f.event_id for f in facts]
-            seen = set(frontier)
+            facts = dict(own)
+            for ref in refs_of.get(key, ()):
+                held = mem.ref(ref)
+                facts.update(held if held is not None else ref_db[ref])
+                if ref in batch_refs:
+                    facts.update(batch_refs[ref])
+            frontier = list(facts)
             while frontier:
                 nxt = []
                 for eid in frontier:
-                    for retraction in by_ref.get("e:" + eid, ()):
-                        if retraction.event_id not in seen:
-                            seen.add(retraction.event_id)
-                            facts.append(retraction)
-                            nxt.append(retraction.event_id)
+                    for found in (retractions.get(eid), batch_retractions.get(eid)):
+                        if found:
+                            for rid, env in found.items():
+                                if rid not in facts:
+                                    facts[rid] = env
+                                    nxt.append(rid)
                 frontier = nxt
-            out[key] = (child_id, facts)
-        self._clock.lap("load_decode")
+            child_id = next(iter(own.values())).child_id()
+            assert child_id is not None
+            size = len(facts)
+            staged.children[key] = ChildFacts(child_id, own, refs_of.get(key, set()), size)
+            if c is not None and c.evaluated == size:
+                continue  # the same set as last time: the same verdict
+            out[key] = (child_id, list(facts.values()))
+        self._clock.lap("load_assemble")
         return out
 
     def _note_change(self, row: Mapping[str, Any], old: Mapping[str, Any] | None) -> None:

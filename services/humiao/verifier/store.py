@@ -181,32 +181,24 @@ async def refs_of_children(
     return out
 
 
-_LOAD_FACTS = """
-WITH RECURSIVE loaded(event_id, child_key, ref) AS (
-    SELECT event_id, child_key, ref FROM facts WHERE child_key = ANY($1::text[])
-  UNION ALL
-    SELECT event_id, child_key, ref FROM facts WHERE ref = ANY($2::text[])
-  UNION
-    SELECT f.event_id, f.child_key, f.ref FROM facts f
-    JOIN loaded l ON f.ref = 'e:' || l.event_id
-)
-SELECT l.event_id, l.child_key, l.ref, CASE WHEN l.event_id = ANY($3::text[])
-       THEN NULL ELSE f.payload END AS payload
-FROM (SELECT DISTINCT event_id, child_key, ref FROM loaded) l
-JOIN facts f USING (event_id)
-"""
-
-
 async def load_facts(
-    conn: asyncpg.Connection,
-    child_keys: Iterable[str],
-    refs: Iterable[str],
-    known_ids: Iterable[str] = (),
+    conn: asyncpg.Connection, child_keys: Iterable[str], refs: Iterable[str]
 ) -> list[asyncpg.Record]:
-    """Every fact of the children, every fact about their refs, and every retraction of
-    any of those (transitively), in one round trip. Payloads of `known_ids` (already
-    decoded by the caller) come back NULL to save the transfer."""
-    return await conn.fetch(_LOAD_FACTS, list(child_keys), list(set(refs)), list(known_ids))
+    """Every fact of the children and every fact about the refs, in one round trip."""
+    return await conn.fetch(
+        "SELECT event_id, child_key, ref, payload FROM facts WHERE child_key = ANY($1::text[])"
+        " UNION ALL"
+        " SELECT event_id, child_key, ref, payload FROM facts WHERE ref = ANY($2::text[])",
+        list(child_keys),
+        list(refs),
+    )
+
+
+async def all_retractions(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every stored retraction (rare: corrections of mistakes)."""
+    return await conn.fetch(
+        "SELECT event_id, payload FROM facts WHERE kind = 'eventRetracted'"
+    )
 
 
 # --- alerts ----------------------------------------------------------------------------

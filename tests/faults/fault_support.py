@@ -1,0 +1,485 @@
+"""Tools of the fault suite: service processes started from env vars (ready file, log file,
+health, metrics), a loopback TCP proxy that can cut and restore every connection through
+it, database reads the fault tests share, and a scanner for citizen ID numbers.
+
+Everything here polls with deadlines; nothing sleeps blindly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from humiao.config import KafkaSettings
+from humiao.domain.identity import looks_like_citizen_id
+from humiao.stack.broker import free_port
+
+T = TypeVar("T")
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+#: 17 digits and a check character, not inside a longer run of digits.
+CITIZEN_ID_PATTERN = re.compile(r"(?<![0-9])[0-9]{17}[0-9X](?![0-9X])")
+CITIZEN_ID_BYTES = re.compile(rb"(?<![0-9])[0-9]{17}[0-9X](?![0-9X])")
+
+
+# --- waiting ---------------------------------------------------------------------------
+
+
+def wait_until(what: str, check: Callable[[], T | None], timeout: float,
+               interval: float = 0.05) -> T:
+    """Poll a blocking `check` until it returns something truthy; fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    delay = interval
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+
+
+async def await_until(what: str, check: Callable[[], Awaitable[T | None]], timeout: float,
+                      interval: float = 0.1) -> T:
+    """The asyncio twin of wait_until."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+# --- service processes ------------------------------------------------------------------
+
+
+def service_env(kafka: KafkaSettings | None, dsn: str | None, **extra: str) -> dict[str, str]:
+    """The environment of one service process: ports chosen by the OS, short grace."""
+    env = {
+        **os.environ,
+        "HUMIAO_GRPC_HOST": "127.0.0.1",
+        "HUMIAO_GRPC_PORT": "0",
+        "HUMIAO_METRICS_PORT": "0",
+        "HUMIAO_SHUTDOWN_GRACE_SECONDS": "2",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if kafka is not None:
+        env.update({
+            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
+            "HUMIAO_TOPIC_PREFIX": kafka.humiao_topic_prefix,
+            "HUMIAO_PARTITIONS": str(kafka.humiao_partitions),
+        })
+    if dsn is not None:
+        env["DATABASE_URL"] = dsn
+    env.update(extra)
+    return env
+
+
+@dataclass
+class ServiceProcess:
+    """One `python -m humiao.<name>` process with its ready file and its log."""
+
+    name: str
+    env: dict[str, str]
+    workdir: Path
+    proc: subprocess.Popen[bytes] | None = None
+    info: dict[str, Any] | None = None
+    starts: int = 0
+    log: Path = field(init=False)
+    ready_file: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        tag = uuid.uuid4().hex[:6]
+        self.log = self.workdir / f"{self.name}-{tag}.log"
+        self.ready_file = self.workdir / f"{self.name}-{tag}.ready.json"
+
+    def start(self) -> ServiceProcess:
+        """Start (again); the log is appended to across restarts."""
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.ready_file.unlink(missing_ok=True)
+        self.info = None
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", f"humiao.{self.name}"],
+                env={**self.env, "HUMIAO_READY_FILE": str(self.ready_file)},
+                stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir,
+            )
+        self.starts += 1
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def assert_alive(self) -> None:
+        assert self.alive(), (
+            f"{self.name} exited with {self.proc.returncode if self.proc else None}:\n"
+            f"{self.tail()}"
+        )
+
+    def tail(self, chars: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+    def read_ready(self) -> dict[str, Any] | None:
+        self.assert_alive()
+        if not self.ready_file.exists():
+            return None
+        self.info = json.loads(self.ready_file.read_text())
+        return self.info
+
+    def wait_ready(self, timeout: float = 60.0) -> dict[str, Any]:
+        info = wait_until(f"{self.name} ready file", self.read_ready, timeout)
+        assert info["service"] == self.name and info["pid"] == self.pid
+        return info
+
+    @property
+    def target(self) -> str:
+        assert self.info is not None, f"{self.name} is not ready"
+        return str(self.info["grpc"])
+
+    def health(self, service: str = "", timeout: float = 2.0) -> int | None:
+        """The gRPC health status, None when the process does not answer."""
+        with grpc.insecure_channel(self.target) as channel:
+            try:
+                answer = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+            except grpc.RpcError:
+                return None
+        return int(answer.status)
+
+    def wait_health(self, status: int, timeout: float = 60.0) -> None:
+        def check() -> bool:
+            self.assert_alive()
+            return self.health() == status
+        name = health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+        wait_until(f"{self.name} health {name}", check, timeout)
+
+    def scrape(self) -> str:
+        assert self.info is not None
+        with urllib.request.urlopen(self.info["metrics"], timeout=5) as answer:
+            return str(answer.read().decode())
+
+    def kill(self) -> None:
+        """SIGKILL: no handler runs, nothing is flushed."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM and wait; SIGKILL if it hangs. The exit code (None if never started)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+                raise AssertionError(f"{self.name} ignored SIGTERM:\n{self.tail()}") from None
+        return self.proc.returncode
+
+
+def stop_all(services: Iterable[ServiceProcess]) -> dict[str, int | None]:
+    """SIGTERM every service at once, then reap them (kill any that hangs)."""
+    services = list(services)
+    for svc in services:
+        if svc.alive():
+            assert svc.proc is not None
+            svc.proc.send_signal(signal.SIGTERM)
+    codes: dict[str, int | None] = {}
+    for svc in services:
+        if svc.proc is None:
+            continue
+        try:
+            codes[svc.name] = svc.proc.wait(25)
+        except subprocess.TimeoutExpired:
+            svc.proc.kill()
+            svc.proc.wait(10)
+            codes[svc.name] = None
+    return codes
+
+
+# --- a loopback TCP proxy that can be cut ------------------------------------------------
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to a target. `cut()` closes every connection and stops
+    listening (new connections are refused); `restore()` listens again on the same port.
+
+    Two threads per connection (one per direction) keep it simple and deadlock-free;
+    `close()` joins every thread it started.
+    """
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._acceptor: threading.Thread | None = None
+        self._conns: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self.accepted = 0
+        self.refused_while_cut = 0
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> TcpProxy:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(128)
+        self._listener = listener
+        self._acceptor = threading.Thread(target=self._accept, args=(listener,),
+                                          name=f"proxy-accept-{self.port}")
+        self._acceptor.start()
+        return self
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # the listener was closed: cut() or close()
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            for s in (client, upstream):
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with self._lock:
+                self.accepted += 1
+                self._conns += [client, upstream]
+                for src, dst in ((client, upstream), (upstream, client)):
+                    t = threading.Thread(target=self._pump, args=(src, dst),
+                                         name=f"proxy-pump-{self.port}")
+                    self._threads.append(t)
+                    t.start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def _stop_listening(self) -> None:
+        listener, acceptor = self._listener, self._acceptor
+        self._listener = self._acceptor = None
+        if listener is not None:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            listener.close()
+        if acceptor is not None:
+            acceptor.join(5)
+
+    def cut(self) -> int:
+        """Refuse new connections and reset every open one; returns how many were open."""
+        self._stop_listening()
+        with self._lock:
+            conns, self._conns = self._conns, []
+            threads, self._threads = self._threads, []
+        for s in conns:
+            try:  # RST rather than FIN: the peer sees the connection die, not end
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in threads:
+            t.join(5)
+        for s in conns:
+            s.close()
+        return len(conns) // 2
+
+    def refuses(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        except OSError:
+            return True
+        return False
+
+    def restore(self) -> None:
+        assert self._listener is None, "not cut"
+        self.start()
+
+    def close(self) -> None:
+        self.cut()
+
+
+# --- topic ends, read the way that is right on the embedded broker ---------------------
+
+
+def true_end_offsets(bootstrap: str, topic: str, timeout: float = 15.0) -> dict[int, int]:
+    """The next offset of every partition of `topic`, from a fetch's high watermark.
+
+    ListOffsets (what `end_offsets` asks) is not trusted here: the embedded broker (Tansu,
+    memory storage) answers the base offset of the last record batch plus one, so a
+    partition holding one batch of 1000 records reports an end of 1. The high watermark
+    of a fetch response is right, so read the last batch and take that.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             client_id="fault-suite-ends")
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        reported = consumer.end_offsets(tps)
+        ends = {tp.partition: 0 for tp in tps if reported[tp] == 0}
+        todo = [tp for tp in tps if reported[tp] > 0]
+        if todo:
+            consumer.assign(todo)
+            for tp in todo:
+                consumer.seek(tp, reported[tp] - 1)  # inside the last batch
+            deadline = time.monotonic() + timeout
+            while todo and time.monotonic() < deadline:
+                consumer.poll(timeout_ms=200)
+                for tp in list(todo):
+                    high = consumer.highwater(tp)
+                    if high is not None:
+                        ends[tp.partition] = high
+                        todo.remove(tp)
+            assert not todo, f"no high watermark for {todo}"
+        return ends
+    finally:
+        consumer.close()
+
+
+def read_all(bootstrap: str, topic: str, timeout: float = 20.0) -> list[Any]:
+    """Every record now on `topic` (all partitions, up to the true ends), without a group."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    ends = true_end_offsets(bootstrap, topic)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                             client_id="fault-suite-reader",
+                             max_partition_fetch_bytes=16 * 1024 * 1024,
+                             fetch_max_bytes=64 * 1024 * 1024)
+    try:
+        tps = [TopicPartition(topic, p) for p, end in sorted(ends.items()) if end > 0]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        out: list[Any] = []
+        remaining = set(tps)
+        deadline = time.monotonic() + timeout
+        while remaining and time.monotonic() < deadline:
+            for tp, recs in consumer.poll(timeout_ms=200).items():
+                out.extend(r for r in recs if r.offset < ends[tp.partition])
+                if recs and recs[-1].offset + 1 >= ends[tp.partition]:
+                    remaining.discard(tp)
+        assert not remaining, f"could not read {topic} to its end"
+        return out
+    finally:
+        consumer.close()
+
+
+async def wait_committed(dsn: str, group: str, ends: Mapping[int, int], timeout: float,
+                         alive: Callable[[], None] | None = None) -> dict[int, int]:
+    """Until the verifier's offsets stored in PostgreSQL reach `ends` on every partition."""
+    async def check() -> dict[int, int] | None:
+        if alive is not None:
+            alive()
+        stored = await committed_offsets(dsn, group)
+        done = all(stored.get(p, -1) >= end for p, end in ends.items() if end > 0)
+        return stored if done else None
+    return await await_until("the verifier to commit every record", check, timeout, 0.2)
+
+
+# --- reading what the verifier committed -----------------------------------------------
+
+
+async def fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return list(await conn.fetch(sql, *args))
+    finally:
+        await conn.close()
+
+
+async def committed_offsets(dsn: str, group: str) -> dict[int, int]:
+    rows = await fetch(dsn, "SELECT part, next_offset FROM consumer_offsets"
+                            " WHERE consumer_group = $1", group)
+    return {r["part"]: r["next_offset"] for r in rows}
+
+
+async def committed_total(dsn: str, group: str) -> int:
+    return sum(max(0, v) for v in (await committed_offsets(dsn, group)).values())
+
+
+async def outbox_backlog(dsn: str) -> int:
+    rows = await fetch(dsn, "SELECT count(*) AS n FROM alert_versions WHERE published_at IS NULL")
+    return int(rows[0]["n"])
+
+
+async def version_history(dsn: str) -> dict[str, list[tuple[int, str]]]:
+    """alert id -> [(version, status)] in version order, as the database recorded them."""
+    rows = await fetch(dsn, "SELECT alert_id, version, status FROM alert_versions"
+                            " ORDER BY alert_id, version")
+    out: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for r in rows:
+        out[r["alert_id"]].append((r["version"], r["status"]))
+    return dict(out)
+
+
+def assert_contiguous(history: Mapping[str, list[tuple[int, str]]]) -> None:
+    """Versions of every alert run 1..n: none missing, none twice."""
+    for aid, versions in history.items():
+        numbers = [v for v, _ in versions]
+        assert numbers == list(range(1, len(numbers) + 1)), (aid, numbers)
+
+
+# --- privacy scanning -------------------------------------------------------------------
+
+
+def citizen_ids_in_text(text: str) -> list[str]:
+    """Every 18-character run shaped like a citizen ID number with a valid check digit."""
+    return [m for m in CITIZEN_ID_PATTERN.findall(text) if looks_like_citizen_id(m)]
+
+
+def citizen_ids_in_bytes(data: bytes) -> list[str]:
+    found = [m.decode() for m in CITIZEN_ID_BYTES.findall(data)]
+    return [m for m in found if looks_like_citizen_id(m)]
