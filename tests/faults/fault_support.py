@@ -432,6 +432,14 @@ async def wait_committed(dsn: str, group: str, ends: Mapping[int, int], timeout:
 # --- reading what the verifier committed -----------------------------------------------
 
 
+async def migrate(dsn: str) -> str:
+    """Put the schema in place (as any service would at start), so tests can watch it."""
+    from humiao.adapters.db import create_pool
+
+    await (await create_pool(dsn, min_size=1, max_size=1)).close()
+    return dsn
+
+
 async def fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(dsn)
     try:

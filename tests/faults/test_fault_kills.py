@@ -26,6 +26,7 @@ from fault_support import (
     ServiceProcess,
     assert_contiguous,
     await_until,
+    migrate,
     outbox_backlog,
     read_all,
     service_env,
@@ -122,7 +123,7 @@ async def test_twenty_odd_sigkills_change_no_alert_and_no_version(
     # Shuffled (with repeats), so late facts withdraw and reopen alerts: versions 1..n.
     records = shuffled(history.envelopes + history.envelopes[::9], seed=SEED)
     calm_topics, rough_topics = make_topics(1), make_topics(1)
-    calm_db, rough_db = await make_database(), await make_database()
+    calm_db, rough_db = await migrate(await make_database()), await migrate(await make_database())
     total = publish_envelopes(calm_topics, records)
     assert publish_envelopes(rough_topics, records) == total
     ends = true_end_offsets(rough_topics.bootstrap, rough_topics.events_topic)

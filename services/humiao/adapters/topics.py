@@ -9,6 +9,7 @@ fact and a child's reference to its subject can never race across instances.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from kafka import KafkaAdminClient
@@ -53,10 +54,8 @@ def ensure_topics(settings: KafkaSettings) -> None:
             if name not in existing
         ]
         if wanted:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
                 admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                pass  # another process won the race
             log.info("created topics %s", [t.name for t in wanted])
     finally:
         admin.close()

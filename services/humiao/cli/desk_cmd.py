@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from humiao.cli.main import CliError
+from humiao.stack.supervisor import state_file
 
-ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_TIMEOUT = 30.0
 
 CODES_ZH = {
@@ -104,19 +104,8 @@ COLOURS = {
 
 
 def _state_file() -> Path | None:
-    configured = os.environ.get("HUMIAO_STACK_FILE")
-    if configured:
-        return Path(configured)
-    state_dir = os.environ.get("HUMIAO_STATE_DIR")  # where `humiao up` writes its state
-    if state_dir:
-        return Path(state_dir) / "stack.json"
-    here = Path.cwd()
-    for folder in (here, *here.parents):
-        candidate = folder / ".humiao" / "stack.json"
-        if candidate.is_file():
-            return candidate
-    fallback = ROOT / ".humiao" / "stack.json"
-    return fallback if fallback.is_file() else None
+    path = state_file()
+    return path if path.is_file() else None
 
 
 def _from_state(key: str) -> str | None:

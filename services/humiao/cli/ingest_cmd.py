@@ -33,10 +33,10 @@ from humiao.adapters.codec import proto_from_json
 from humiao.api.events.v1 import events_pb2
 from humiao.api.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from humiao.domain.validation import ValidationFailed
+from humiao.stack.supervisor import state_file
 
 TARGET_ENV = "HUMIAO_INGEST_TARGET"
 TOKEN_ENV = "HUMIAO_INGEST_TOKEN"
-STATE_FILE = Path(".humiao") / "stack.json"
 DEFAULT_CHUNK = 1000
 #: Chunks awaiting the gateway's answer while the next one is parsed.
 IN_FLIGHT = 3
@@ -254,17 +254,17 @@ def import_file(
 # --- command line --------------------------------------------------------------------------
 
 
-def read_stack_state(path: Path = STATE_FILE) -> dict[str, Any]:
+def read_stack_state(path: Path | None = None) -> dict[str, Any]:
     """The state `humiao up` leaves behind (gateway address, a source token), if any."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads((path or state_file()).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
 def resolve_target_and_token(
-    target: str | None, token: str | None, state_path: Path = STATE_FILE
+    target: str | None, token: str | None, state_path: Path | None = None
 ) -> tuple[str, str]:
     """Flags, then HUMIAO_INGEST_TARGET / HUMIAO_INGEST_TOKEN, then .humiao/stack.json."""
     state = read_stack_state(state_path)

@@ -50,4 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run as `python -m humiao.cli.main`, this file is loaded twice (as __main__ and as
+    # humiao.cli.main); dispatch through the imported module so CliError is one class.
+    from humiao.cli.main import main as _main
+
+    raise SystemExit(_main())

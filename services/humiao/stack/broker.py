@@ -26,7 +26,9 @@ def wait_for_port(host: str, port: int, timeout: float = 30.0) -> None:
             return
         except OSError:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing answers on {host}:{port} after {timeout:.0f}s") from None
+                raise TimeoutError(
+                    f"nothing answers on {host}:{port} after {timeout:.0f}s"
+                ) from None
             time.sleep(0.05)
 
 

@@ -70,6 +70,13 @@ def state_dir() -> Path:
     return Path(configured).resolve() if configured else project_root() / ".humiao"
 
 
+def state_file() -> Path:
+    """Where `humiao up` writes, and every other command reads, the stack's state:
+    HUMIAO_STACK_FILE if set, else stack.json in the state directory."""
+    configured = os.environ.get("HUMIAO_STACK_FILE")
+    return Path(configured) if configured else state_dir() / STATE_FILE
+
+
 @dataclass
 class ServiceInfo:
     pid: int
