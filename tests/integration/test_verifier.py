@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -33,18 +34,20 @@ from humiao.verifier.synthetic import at, citizen_id, city
 
 pytestmark = [pytest.mark.integration]
 
-GROUP = "test-verifier"
-
-
-def settings(**overrides: Any) -> VerifierSettings:
+def settings(group: str, **overrides: Any) -> VerifierSettings:
     values: dict[str, Any] = {
-        "humiao_verifier_group": GROUP,
+        "humiao_verifier_group": group,
         "humiao_verifier_batch_max": 500,
         "humiao_verifier_linger_ms": 20,
         "humiao_verifier_session_timeout_ms": 6000,
     }
     values.update(overrides)
     return VerifierSettings(**values)
+
+
+def _group() -> str:
+    """A group of the test's own: groups outlive a test's members on the shared broker."""
+    return f"test-verifier-{uuid.uuid4().hex[:8]}"
 
 
 async def outbox_drained(dsn: str) -> bool:
@@ -76,12 +79,13 @@ def assert_versions_contiguous(versions: list[dict[str, Any]]) -> None:
 async def test_two_instances_on_shuffled_input_agree_with_the_domain(
     kafka_settings: KafkaSettings, database_url: str
 ) -> None:
+    group = _group()
     history = city(90, months=14, seed=3)
     envelopes = shuffled(history.envelopes + history.envelopes[::7], seed=11)  # with repeats
     ensure_topics(kafka_settings)
-    first = Verifier(kafka=kafka_settings, dsn=database_url, secret=SECRET, settings=settings(),
+    first = Verifier(kafka=kafka_settings, dsn=database_url, secret=SECRET, settings=settings(group),
                      name="verifier-a")
-    second = Verifier(kafka=kafka_settings, dsn=database_url, secret=SECRET, settings=settings(),
+    second = Verifier(kafka=kafka_settings, dsn=database_url, secret=SECRET, settings=settings(group),
                       name="verifier-b")
     await first.start()
     await second.start()
@@ -90,7 +94,7 @@ async def test_two_instances_on_shuffled_input_agree_with_the_domain(
         publish_envelopes(kafka_settings, envelopes[:half])
         await wait_for(lambda: _both_working(first, second), 40, "both instances to commit")
         publish_envelopes(kafka_settings, envelopes[half:])
-        await wait_caught_up(database_url, kafka_settings, GROUP, timeout=60)
+        await wait_caught_up(database_url, kafka_settings, group, timeout=60)
         rows = await alert_rows(database_url)
         drafts = expected_drafts(history.envelopes, history.child_ids)
         assert len(drafts) > 50
@@ -115,6 +119,7 @@ async def _both_working(a: Verifier, b: Verifier) -> bool:
 async def test_garbage_goes_to_dead_letters_and_processing_goes_on(
     kafka_settings: KafkaSettings, database_url: str
 ) -> None:
+    group = _group()
     history = city(12, months=10, seed=5)
     ensure_topics(kafka_settings)
     good = citizen_id("110105", dt.date(2012, 1, 1), 1)
@@ -125,11 +130,11 @@ async def test_garbage_goes_to_dead_letters_and_processing_goes_on(
     garbage.append((1, envelope_to_proto(bad_id).SerializeToString()))
     publish_envelopes(kafka_settings, [], raw=garbage)
     verifier = Verifier(kafka=kafka_settings, dsn=database_url, secret=SECRET,
-                        settings=settings())
+                        settings=settings(group))
     await verifier.start()
     try:
         publish_envelopes(kafka_settings, history.envelopes)
-        await wait_caught_up(database_url, kafka_settings, GROUP, timeout=60)
+        await wait_caught_up(database_url, kafka_settings, group, timeout=60)
         letters = read_topic(kafka_settings, kafka_settings.deadletter_topic)
         assert len(letters) == len(garbage)
         reasons = Counter(dict(r.headers)["reason"].decode() for r in letters)
@@ -151,6 +156,7 @@ async def test_garbage_goes_to_dead_letters_and_processing_goes_on(
 async def test_late_death_reversal_and_retraction_move_alerts_through_their_lifecycle(
     kafka_settings: KafkaSettings, database_url: str
 ) -> None:
+    group = _group()
     region = "110105"
     child = citizen_id(region, dt.date(2012, 5, 6), 42)
     guardian = citizen_id("220104", dt.date(1980, 2, 3), 7)
@@ -175,12 +181,12 @@ async def test_late_death_reversal_and_retraction_move_alerts_through_their_life
             f"D{m}", child, Program.ORPHAN_DISPERSED, period, 150_000, paid, guardian, region)))
     ensure_topics(kafka_settings)
     verifier = Verifier(kafka=kafka_settings, dsn=database_url, secret=SECRET,
-                        settings=settings())
+                        settings=settings(group))
     await verifier.start()
 
     async def step(envelopes: list[ev.Envelope]) -> dict[str, dict[str, Any]]:
         publish_envelopes(kafka_settings, envelopes)
-        await wait_caught_up(database_url, kafka_settings, GROUP, timeout=30)
+        await wait_caught_up(database_url, kafka_settings, group, timeout=30)
         return await alert_rows(database_url)
 
     try:

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from humiao.verifier.synthetic import city
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
-GROUP = "crash-verifier"
+GROUP = f"crash-verifier-{uuid.uuid4().hex[:8]}"
 
 
 def start_verifier(

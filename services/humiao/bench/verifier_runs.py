@@ -26,6 +26,7 @@ from humiao.bench.profile import ProfileSummary, Sampler
 from humiao.config import KafkaSettings
 from humiao.verifier.progress import topic_bounds
 
+
 def consumer_settings(batch_max: int) -> dict[str, Any]:
     """The verifier consumer's settings (humiao.verifier.consumer.ConsumerLoop.
     _make_consumer) that shape fetching, so the raw measurement reads the same way."""

@@ -9,6 +9,7 @@ import datetime as dt
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from humiao.demo.generator import City, CityConfig, generate_city
 from humiao.domain import events as ev
@@ -30,10 +31,11 @@ class SizedCity:
 
 
 def city_of_size(events: int, *, months: int = 24, seed: int = 2024,
-                 pilot_children: int = 400) -> SizedCity:
+                 pilot_children: int = 400, **config: Any) -> SizedCity:
     """A demo city (its shape: stories, injected faults, late corrections) with at least
-    `events` envelopes. Sized from a small pilot city; grown again if it came out short."""
-    base = CityConfig(seed=seed, months=months)
+    `events` envelopes. Sized from a small pilot city; grown again if it came out short.
+    `config`: other CityConfig fields (injection_rate, ...)."""
+    base = CityConfig(seed=seed, months=months, **config)
     pilot = generate_city(dataclasses.replace(base, children=pilot_children))
     per_child = (len(pilot.events) + len(pilot.corrections)) / pilot_children
     children = max(20, math.ceil(events / per_child * 1.01))
@@ -131,10 +133,10 @@ def memory_records(children: int, secret: bytes, *, guardians: bool = True
         key = pseudonym(secret, child).encode()
         approved_on = approved.isoformat()
         enrolled = pb.Envelope(event_id=f"ME-{i}", source="bench", child_enrolled=pb.ChildEnrolled(
-            child_id=child, birth_date=birth.isoformat(), program=int(program), region=region,
+            child_id=child, birth_date=birth.isoformat(), program=program.name, region=region,
             approved_on=approved_on,
-            parents=[pb.ParentRecord(person_id=father, situation=int(first)),
-                     pb.ParentRecord(person_id=mother, situation=int(second))]))
+            parents=[pb.ParentRecord(person_id=father, situation=first.name),
+                     pb.ParentRecord(person_id=mother, situation=second.name)]))
         enrolled.recorded_at.seconds = seconds(at(approved + dt.timedelta(days=1)))
         yield key, enrolled.SerializeToString(), False
         payee = child
@@ -147,7 +149,7 @@ def memory_records(children: int, secret: bytes, *, guardians: bool = True
             appointed.recorded_at.seconds = seconds(at(approved + dt.timedelta(days=2)))
             yield key, appointed.SerializeToString(), False
         paid_msg = pb.Envelope(event_id=f"MD-{i}", source="bench", disbursement=pb.Disbursement(
-            disbursement_id=f"MD-{i}", child_id=child, program=int(program), period=period,
+            disbursement_id=f"MD-{i}", child_id=child, program=program.name, period=period,
             amount_fen=_standard(program), paid_on=paid, payee_id=payee, region=region))
         paid_msg.recorded_at.seconds = paid_at
         yield key, paid_msg.SerializeToString(), False

@@ -73,6 +73,7 @@ LABELS = {
     "version": ("版本", "Version"),
     "alerts": ("告警数", "Alerts"),
     "date": ("生效日期", "Valid date"),
+    "recorded": ("记录时间(UTC)", "Recorded (UTC)"),
     "kind": ("事实", "Fact"),
     "relation": ("关系", "Relation"),
     "verdict": ("核验", "Verdict"),
@@ -241,6 +242,19 @@ def _strip(text: str) -> str:
     import re
 
     return re.sub(r"\033\[[0-9;]*m", "", text)
+
+
+def _valid_date(event: Any) -> str:
+    """The day an evidence fact took effect (not when it was recorded)."""
+    from humiao.adapters.codec import envelope_from_proto
+    from humiao.domain.events import effective_date
+    from humiao.domain.validation import ValidationFailed
+
+    try:
+        day = effective_date(envelope_from_proto(event).body)
+    except ValidationFailed:
+        return "?"
+    return day.isoformat() if day else "-"
 
 
 def yuan(fen: int) -> str:
@@ -442,9 +456,10 @@ def cmd_show(args: argparse.Namespace, desk: Desk) -> int:
         print(f"{_pad(out.label(key), width, False)}  {value}")
     print(f"\n{out.label('evidence')}")
     out.table(
-        [out.label("date"), out.label("kind"), "event_id"],
+        [out.label("date"), out.label("recorded"), out.label("kind"), "event_id"],
         [
             [
+                _valid_date(e.event) if e.found else "?",
                 e.recorded_at.ToDatetime().strftime("%Y-%m-%d %H:%M") if e.found else "?",
                 e.kind or "?",
                 e.event_id,

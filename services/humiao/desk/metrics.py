@@ -1,5 +1,5 @@
 """Every metric of the desk, in one place. Labels are method names, status codes,
-alert codes and age buckets only: never a person, child or alert id."""
+alert codes, alert statuses and age buckets only: never a person, child or alert id."""
 
 from __future__ import annotations
 
@@ -11,19 +11,14 @@ import asyncpg
 import prometheus_client as prom
 
 from humiao.desk import queries
+from humiao.observability import CALL_BUCKETS, CallMetrics, PoolGauge
 
 log = logging.getLogger(__name__)
 
-CALLS = prom.Counter(
-    "humiao_desk_calls_total", "Desk calls by method and gRPC status code", ["method", "code"]
-)
-#: Buckets from a millisecond (an indexed page) to seconds (a summary over years).
-CALL_SECONDS = prom.Histogram(
-    "humiao_desk_call_duration_seconds",
-    "Time to answer a desk call (streams: to open)",
-    ["method"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-)
+#: Every desk method by status code, and unary call durations (shared with ingest).
+CALLS = CallMetrics("desk", "Desk", buckets=CALL_BUCKETS)
+#: Connections of the PostgreSQL pool in use, read at scrape time.
+DB_POOL = PoolGauge("desk")
 WATCHERS = prom.Gauge("humiao_desk_watch_subscribers", "WatchAlerts streams open now")
 WATCH_SENT = prom.Counter("humiao_desk_watch_changes_sent_total", "Alert changes sent to watchers")
 FEED_HORIZON = prom.Gauge(
@@ -31,23 +26,57 @@ FEED_HORIZON = prom.Gauge(
 )
 OPEN_ALERTS = prom.Gauge(
     "humiao_desk_open_alerts",
-    "Alerts still to work (OPEN, ACKNOWLEDGED, REOPENED) by code and age",
-    ["code", "age"],
+    "Alerts still to work (OPEN, ACKNOWLEDGED, REOPENED) by code, status and age",
+    ["code", "status", "age"],
+)
+OPEN_AMOUNT = prom.Gauge(
+    "humiao_desk_open_amount_at_risk_fen",
+    "Fen at risk in alerts still to work (OPEN, ACKNOWLEDGED, REOPENED), by code",
+    ["code"],
+)
+TRANSITIONS = prom.Counter(
+    "humiao_desk_transitions_total",
+    "Staff transitions of alerts (acknowledge, assign, resolve, reopen), by resulting status",
+    ["status"],
 )
 WHOLE_ID_READS = prom.Counter(
     "humiao_desk_whole_id_reads_total", "Reads of whole ID numbers (each also audited)", ["method"]
 )
 
 
-async def refresh_open_alerts(pool: asyncpg.Pool) -> None:
-    """One query sets the whole gauge; combinations that vanished drop to zero."""
-    rows = await queries.open_alerts_by_code_and_age(pool)
-    seen = {(r["code"], r["age"]): r["alerts"] for r in rows}
-    for labels in list(OPEN_ALERTS._metrics):  # reset series that are no longer present
-        if labels not in seen:
+class OpenAlertsGauges:
+    """Sets both open-alert gauges from one query. Series that vanished since the last
+    refresh drop to zero, tracked by the label sets seen (not the client's internals)."""
+
+    def __init__(self) -> None:
+        self._alerts_seen: set[tuple[str, str, str]] = set()
+        self._amount_seen: set[str] = set()
+
+    async def refresh(self, pool: asyncpg.Pool) -> None:
+        rows = await queries.open_alerts_gauge(pool)
+        alerts: dict[tuple[str, str, str], int] = {}
+        amount: dict[str, int] = {}
+        for r in rows:
+            alerts[(r["code"], r["status"], r["age"])] = r["alerts"]
+            amount[r["code"]] = amount.get(r["code"], 0) + r["amount"]
+        for labels in self._alerts_seen - alerts.keys():
             OPEN_ALERTS.labels(*labels).set(0)
-    for (code, age), count in seen.items():
-        OPEN_ALERTS.labels(code, age).set(count)
+        for code in self._amount_seen - amount.keys():
+            OPEN_AMOUNT.labels(code).set(0)
+        for labels, count in alerts.items():
+            OPEN_ALERTS.labels(*labels).set(count)
+        for code, fen in amount.items():
+            OPEN_AMOUNT.labels(code).set(fen)
+        self._alerts_seen = set(alerts)
+        self._amount_seen = set(amount)
+
+
+_OPEN_GAUGES = OpenAlertsGauges()
+
+
+async def refresh_open_alerts(pool: asyncpg.Pool) -> None:
+    """One query sets both open-alert gauges; combinations that vanished drop to zero."""
+    await _OPEN_GAUGES.refresh(pool)
 
 
 async def refresh_loop(pool: asyncpg.Pool, stop: asyncio.Event, interval: float = 30.0) -> None:

@@ -22,25 +22,7 @@ PERIOD_CODES = frozenset({"DUPLICATE_PAYMENT", "MISSED_PAYMENT"})
 
 def valid_date(env: ev.Envelope) -> dt.date:
     """The day a fact takes effect; the day it was recorded when it names none."""
-    body = env.body
-    match body:
-        case ev.ChildEnrolled():
-            return body.approved_on
-        case ev.EnrollmentEnded() | ev.GuardianAppointed() | ev.PersonStatusChanged():
-            return body.effective_date
-        case ev.ChildAdopted():
-            return body.adoption_date
-        case ev.PersonDied():
-            return body.date_of_death
-        case ev.Disbursement():
-            return body.paid_on
-        case ev.DisbursementReversed():
-            return body.reversed_on
-        case ev.AllowanceStandardSet():
-            return body.effective_from.first_day()
-        case ev.PaymentCycleClosed():
-            return body.period.first_day()
-    return env.recorded_at.date()
+    return ev.effective_date(env.body) or env.recorded_at.date()
 
 
 @dataclass(frozen=True)

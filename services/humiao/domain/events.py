@@ -184,3 +184,27 @@ class Envelope:
     def region(self) -> str | None:
         """The region a region-wide fact (or a disbursement) names."""
         return getattr(self.body, "region", None)
+
+
+def effective_date(body: Body) -> dt.date | None:
+    """The day a fact takes effect in the world (valid time), as opposed to when a
+    source recorded it; None for facts that name no such day."""
+    match body:
+        case ChildEnrolled(approved_on=day):
+            return day
+        case EnrollmentEnded(effective_date=day) | GuardianAppointed(effective_date=day):
+            return day
+        case PersonStatusChanged(effective_date=day):
+            return day
+        case ChildAdopted(adoption_date=day):
+            return day
+        case PersonDied(date_of_death=day):
+            return day
+        case Disbursement(paid_on=day):
+            return day
+        case DisbursementReversed(reversed_on=day):
+            return day
+        case AllowanceStandardSet(effective_from=period) | PaymentCycleClosed(period=period):
+            return period.first_day()
+        case _:
+            return None

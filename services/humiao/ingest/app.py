@@ -27,6 +27,7 @@ from humiao.ingest.credentials import (
     CredentialStore,
     load_credentials,
 )
+from humiao.ingest.metrics import DB_POOL
 from humiao.ingest.service import SERVICE_NAME, Dependencies, IngestServicer
 from humiao.runtime import Registration, run_grpc_service, setup_logging
 
@@ -58,6 +59,7 @@ async def connect(
                 deps.pool = await create_pool(
                     dsn, min_size=db.humiao_db_pool_min, max_size=db.humiao_db_pool_max
                 )
+                DB_POOL.track(deps.pool)
                 log.info("postgresql connected")
             except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
                 log.warning("postgresql not reachable yet: %s", type(exc).__name__)

@@ -32,7 +32,7 @@ from humiao.api.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from humiao.domain.events import Envelope
 from humiao.domain.validation import ValidationFailed
 from humiao.ingest.credentials import CredentialStore, SourceCredential, scope_region
-from humiao.ingest.metrics import IngestMetrics, Rejection
+from humiao.ingest.metrics import CALLS, IngestMetrics, Rejection
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                                 "not ready: waiting for Kafka and PostgreSQL")
         return credential
 
+    @CALLS.unary
     async def SubmitBatch(
         self, request: ingest_pb2.SubmitBatchRequest, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.SubmitBatchResponse:
@@ -149,6 +150,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         results = await self._process_or_abort(request.events, 0, credential, context)
         return _response(results)
 
+    @CALLS.unary
     async def SubmitStream(
         self,
         request_iterator: AsyncIterator[events_pb2.Envelope],
@@ -259,8 +261,7 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                 self._answer_duplicate(results[i], env)
 
     def _answer_duplicate(self, result: ingest_pb2.EventResult, env: Envelope) -> None:
-        result.outcome = _DUPLICATE
-        self._metrics.rejected(Rejection.DUPLICATE)
+        result.outcome = _DUPLICATE  # a replay, not a rejection: only the outcome counts it
         self._metrics.outcome(env.kind, "duplicate")
 
     async def _record(
