@@ -70,6 +70,12 @@ class ServiceSettings(BaseSettings):
     humiao_grpc_host: str = "127.0.0.1"
     humiao_grpc_port: int = Field(default=0, ge=0, le=65535)
     humiao_metrics_port: int = Field(default=0, ge=0, le=65535)
+    #: Address the /metrics endpoint binds to; unset: the same as HUMIAO_GRPC_HOST.
+    humiao_metrics_host: str | None = None
     #: Seconds in-flight calls get to finish on SIGTERM.
     humiao_shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     humiao_log_level: str = "INFO"
+
+    @property
+    def metrics_host(self) -> str:
+        return self.humiao_metrics_host or self.humiao_grpc_host

@@ -51,12 +51,12 @@ class CallMetrics:
     ) -> None:
         self.calls = prom.Counter(
             f"humiao_{service}_calls_total",
-            f"{what} calls by gRPC method and status code",
+            f"Calls to the {what} service by gRPC method and status code",
             ["method", "code"],
         )
         self.seconds = prom.Histogram(
             f"humiao_{service}_call_duration_seconds",
-            f"Time to answer a {what} call (unary and client-streaming calls; "
+            f"Time to answer one {what} call (unary and client-streaming calls; "
             "server streams are counted, not timed)",
             ["method"],
             buckets=tuple(buckets),

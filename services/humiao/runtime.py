@@ -4,17 +4,20 @@ reflection, a Prometheus endpoint, readiness probing and a clean SIGTERM.
 A service's `main` builds its dependencies, then hands its servicers and a readiness
 probe to `run_grpc_service`. Health says SERVING only while the probe passes (Kafka
 and PostgreSQL reachable), so orchestrators route nothing to a service that can't work.
+The health service name `liveness` is SERVING from start to shutdown, whatever the
+dependencies do: a liveness probe asks it, so an outage never causes a restart loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,9 @@ from humiao import __version__
 from humiao.config import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+#: Health service name that answers SERVING while the event loop runs (k8s liveness).
+LIVENESS = "liveness"
 
 BUILD_INFO = prometheus_client.Info("humiao_build", "Version of the running Humiao build")
 BUILD_INFO.info({"version": __version__, "python": sys.version.split()[0]})
@@ -95,10 +101,8 @@ async def watch_readiness(
                 await health_servicer.set(name, status)
             log.info("health=%s", "SERVING" if ok else "NOT_SERVING")
             last = ok
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=interval)
-        except TimeoutError:
-            pass
 
 
 async def run_grpc_service(
@@ -108,7 +112,7 @@ async def run_grpc_service(
     probe: ReadinessProbe,
     *,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
-    background: Sequence[Callable[[asyncio.Event], Awaitable[None]]] = (),
+    background: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = (),
     on_stop: Callable[[], Awaitable[None]] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
@@ -124,19 +128,23 @@ async def run_grpc_service(
     names = [r.service_name for r in registrations]
     for reg in registrations:
         reg.add_to_server(reg.servicer, server)
-    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    reflection.enable_server_reflection(
+        [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
     port = server.add_insecure_port(f"{settings.humiao_grpc_host}:{settings.humiao_grpc_port}")
     metrics_server, _ = prometheus_client.start_http_server(
-        settings.humiao_metrics_port, addr=settings.humiao_grpc_host
+        settings.humiao_metrics_port, addr=settings.metrics_host
     )
     metrics_port = metrics_server.server_port
     for svc_name in ("", *names):
         await health_servicer.set(svc_name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    # Answered by the event loop itself: if this stops answering, the process is stuck.
+    await health_servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     await server.start()
     log.info("service=%s grpc_port=%d metrics_port=%d started", name, port, metrics_port)
     write_ready_file(
         {"service": name, "grpc": f"{settings.humiao_grpc_host}:{port}",
-         "metrics": f"http://{settings.humiao_grpc_host}:{metrics_port}/metrics", "pid": os.getpid()}
+         "metrics": f"http://{settings.metrics_host}:{metrics_port}/metrics", "pid": os.getpid()}
     )
     tasks = [asyncio.create_task(watch_readiness(probe, health_servicer, names, stop))]
     tasks += [asyncio.create_task(job(stop)) for job in background]

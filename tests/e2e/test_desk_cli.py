@@ -234,7 +234,8 @@ async def test_timeline_summary_watch_and_clear_errors(desk: Running) -> None:
     assert 'humiao_desk_calls_total{code="UNAUTHENTICATED",method="ListAlerts"}' in metrics
     assert "humiao_desk_watch_subscribers" in metrics
     deadline = time.monotonic() + 10
-    while 'humiao_desk_open_alerts{age="lt_1d",code="NOT_ENROLLED"} 17.0' not in metrics:
+    gauge = 'humiao_desk_open_alerts{age="lt_1d",code="NOT_ENROLLED",status="OPEN"} 17.0'
+    while gauge not in metrics:
         assert time.monotonic() < deadline, "open alerts gauge never refreshed"
         time.sleep(0.1)
         metrics = urllib.request.urlopen(desk.metrics, timeout=5).read().decode()

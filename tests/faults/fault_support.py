@@ -491,3 +491,58 @@ def citizen_ids_in_text(text: str) -> list[str]:
 def citizen_ids_in_bytes(data: bytes) -> list[str]:
     found = [m.decode() for m in CITIZEN_ID_BYTES.findall(data)]
     return [m for m in found if looks_like_citizen_id(m)]
+
+
+# --- clients ---------------------------------------------------------------------------
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+def sha256(token: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def source_credentials(**tokens: tuple[str, Any, Any]) -> str:
+    """HUMIAO_SOURCE_CREDENTIALS: token -> (source, regions, kinds), hashes only."""
+    return json.dumps({sha256(t): {"source": s, "regions": r, "kinds": k}
+                       for t, (s, r, k) in tokens.items()})
+
+
+def staff_credentials(**tokens: tuple[str, str, Any]) -> str:
+    """HUMIAO_STAFF_CREDENTIALS: token -> (name, role, regions), hashes only."""
+    return json.dumps({sha256(t): {"name": n, "role": r, "regions": g}
+                       for t, (n, r, g) in tokens.items()})
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of `name` whose labels include `labels` (0 when absent)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v
+                                           for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+def via_proxy(dsn: str, port: int) -> str:
+    """The same DSN with its host and port replaced by 127.0.0.1:<port>."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(dsn)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@127.0.0.1:{port}" if userinfo else f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def host_port(dsn: str) -> tuple[str, int]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(dsn)
+    return parts.hostname or "127.0.0.1", parts.port or 5432

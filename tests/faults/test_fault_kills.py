@@ -50,17 +50,18 @@ from humiao.verifier.synthetic import city
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(240)]
 
 SEED = 20240817
-GROUP = "fault-kills"
+#: Consumer groups live on the broker, not under the topic prefix: each run has its own.
+CALM, ROUGH = "fault-kills-calm", "fault-kills-rough"
 #: Kills while records are being processed (at seeded random commit counts) ...
 KILLS_MID_STREAM = 22
 #: ... and kills the moment a restarted verifier announces itself (joining the group).
 KILLS_AT_START = 4
 
 
-def verifier_env(kafka: KafkaSettings, dsn: str) -> dict[str, str]:
+def verifier_env(kafka: KafkaSettings, dsn: str, group: str) -> dict[str, str]:
     return service_env(
         kafka, dsn,
-        HUMIAO_VERIFIER_GROUP=GROUP,
+        HUMIAO_VERIFIER_GROUP=group,
         HUMIAO_VERIFIER_BATCH_MAX="1",
         HUMIAO_VERIFIER_LINGER_MS="0",
         HUMIAO_VERIFIER_SESSION_TIMEOUT_MS="1000",
@@ -69,9 +70,9 @@ def verifier_env(kafka: KafkaSettings, dsn: str) -> dict[str, str]:
     )
 
 
-async def finish(verifier: ServiceProcess, dsn: str, ends: dict[int, int]) -> None:
+async def finish(verifier: ServiceProcess, dsn: str, group: str, ends: dict[int, int]) -> None:
     """Let a running verifier commit everything and empty its outbox, then stop it."""
-    await wait_committed(dsn, GROUP, ends, timeout=120, alive=verifier.assert_alive)
+    await wait_committed(dsn, group, ends, timeout=120, alive=verifier.assert_alive)
 
     async def drained() -> bool:
         verifier.assert_alive()
@@ -131,8 +132,8 @@ async def test_twenty_odd_sigkills_change_no_alert_and_no_version(
                                                    calm_topics.events_topic)
 
     # The undisturbed run, alongside.
-    calm = ServiceProcess("verifier", verifier_env(calm_topics, calm_db), tmp_path).start()
-    rough = ServiceProcess("verifier", verifier_env(rough_topics, rough_db), tmp_path)
+    calm = ServiceProcess("verifier", verifier_env(calm_topics, calm_db, CALM), tmp_path).start()
+    rough = ServiceProcess("verifier", verifier_env(rough_topics, rough_db, ROUGH), tmp_path)
     targets = sorted(rng.sample(range(1, total - 1), KILLS_MID_STREAM))
     at_start = set(rng.sample(range(KILLS_MID_STREAM), KILLS_AT_START))
     kills: list[tuple[str, int]] = []  # (moment, records committed when killed)
@@ -142,7 +143,7 @@ async def test_twenty_odd_sigkills_change_no_alert_and_no_version(
         async def committed() -> int:
             return int(await watch.fetchval(
                 "SELECT coalesce(max(next_offset), 0) FROM consumer_offsets"
-                " WHERE consumer_group = $1", GROUP) or 0)
+                " WHERE consumer_group = $1", ROUGH) or 0)
 
         for i, target in enumerate(targets):
             rough.start()
@@ -161,8 +162,8 @@ async def test_twenty_odd_sigkills_change_no_alert_and_no_version(
             kills.append(("stream", await committed()))
         assert kills[-1][1] < total, "the last kill came after the end: no proof"
         rough.start()
-        await finish(rough, rough_db, ends)
-        await finish(calm, calm_db, ends)
+        await finish(rough, rough_db, ROUGH, ends)
+        await finish(calm, calm_db, CALM, ends)
     finally:
         await watch.close()
         calm.stop()
@@ -184,7 +185,7 @@ async def test_twenty_odd_sigkills_change_no_alert_and_no_version(
     assert_contiguous(rough_history)
     assert rough_history == calm_history
     statuses = Counter(s for vs in rough_history.values() for _, s in vs)
-    assert statuses["WITHDRAWN"] > 0 and statuses["REOPENED"] > 0, statuses
+    assert statuses["WITHDRAWN"] > 100, statuses  # late facts really moved alerts
 
     # On the wire: every version the database holds, byte for byte, and nothing else.
     rough_db_payloads, calm_db_payloads = await db_payloads(rough_db), await db_payloads(

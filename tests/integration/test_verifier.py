@@ -83,10 +83,11 @@ async def test_two_instances_on_shuffled_input_agree_with_the_domain(
     history = city(90, months=14, seed=3)
     envelopes = shuffled(history.envelopes + history.envelopes[::7], seed=11)  # with repeats
     ensure_topics(kafka_settings)
-    first = Verifier(kafka=kafka_settings, dsn=database_url, secret=SECRET, settings=settings(group),
-                     name="verifier-a")
-    second = Verifier(kafka=kafka_settings, dsn=database_url, secret=SECRET, settings=settings(group),
-                      name="verifier-b")
+    first, second = (
+        Verifier(kafka=kafka_settings, dsn=database_url, secret=SECRET,
+                 settings=settings(group), name=name)
+        for name in ("verifier-a", "verifier-b")
+    )
     await first.start()
     await second.start()
     try:

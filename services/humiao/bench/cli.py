@@ -62,6 +62,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="sample the one-process verifier with py-spy (top entries in the JSON)")
     p.add_argument("--verifier-env", action="append", default=[], metavar="KEY=VALUE",
                    help="extra environment for the verifier processes (repeatable)")
+    p.add_argument("--keep-databases", action="store_true",
+                   help="leave the run's databases behind for inspection")
     p.add_argument("--output", type=Path, help="results file (bench-results.json at the root)")
     p.add_argument("--workdir", type=Path, help="logs and profiles (.humiao/bench)")
     args = p.parse_args(argv)
@@ -120,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     admin = resolve_admin_dsn(os.environ.get("DATABASE_URL"), root / ".humiao" / "pgdata")
     ctx = BenchContext(bootstrap=bootstrap, admin_dsn=admin, secret=PrivacySettings().secret,
                        workdir=workdir, partitions=args.partitions,
-                       verifier_env=dict(env_pairs(args.verifier_env)))
+                       verifier_env=dict(env_pairs(args.verifier_env)),
+                       keep_databases=args.keep_databases)
     run = Run(args, ctx)
     info = machine(bootstrap, broker is None, admin)
     say(f"Humiao benchmark: {info['nproc']} cores, Python {info['python']}, "

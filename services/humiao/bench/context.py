@@ -30,6 +30,8 @@ class BenchContext:
     partitions: int
     #: extra environment for every verifier process (--verifier-env)
     verifier_env: dict[str, str] = field(default_factory=dict)
+    #: leave the databases behind for inspection (--keep-databases)
+    keep_databases: bool = False
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     databases: list[str] = field(default_factory=list)
     topics: list[str] = field(default_factory=list)
@@ -52,6 +54,8 @@ class BenchContext:
         return dsn
 
     def drop_database(self, dsn: str) -> None:
+        if self.keep_databases:
+            return
         name = dsn.rsplit("/", 1)[1].split("?", 1)[0]
         asyncio.run(drop_database(self.admin_dsn, name))
         if name in self.databases:
@@ -71,6 +75,9 @@ class BenchContext:
         """Drop every database of the run; delete its topics (best effort: the broker
         keeps them in memory)."""
         for name in list(self.databases):
+            if self.keep_databases:
+                log.warning("kept database %s", name)
+                continue
             try:
                 asyncio.run(drop_database(self.admin_dsn, name))
             except (OSError, asyncpg.PostgresError) as exc:

@@ -133,6 +133,11 @@ def verifier(run: Run, state: dict[str, Any], processes: int) -> None:
         f"{', '.join(f'{m:.0f}' for m in result.peak_rss_mb)} MB, CPU "
         f"{', '.join(f'{c:.0f}' for c in result.cpu_seconds)} s, "
         f"{result.alerts} alerts / {result.alert_versions} versions)")
+    truth = len(state["city"].city.truth)
+    detail["implied_alerts_expected"] = truth
+    if result.implied != truth:
+        say(f"   NOTE: {result.implied} alerts implied, the city's truth has {truth}: "
+            f"{result.implied_by_code}")
 
 
 def ingest(run: Run, state: dict[str, Any]) -> None:

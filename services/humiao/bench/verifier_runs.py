@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from kafka import KafkaConsumer
+from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from humiao.bench.context import BenchContext
 from humiao.bench.processes import RssSampler, Service, ServiceFailed, spawn
 from humiao.bench.profile import ProfileSummary, Sampler
 from humiao.config import KafkaSettings
-from humiao.verifier.progress import topic_bounds
 
 
 def consumer_settings(batch_max: int) -> dict[str, Any]:
@@ -41,8 +40,28 @@ def consumer_settings(batch_max: int) -> dict[str, Any]:
     }
 
 
-def end_offsets(kafka: KafkaSettings) -> dict[int, int]:
-    return topic_bounds(kafka)[1]
+def end_offsets(kafka: KafkaSettings, timeout: float = 30.0) -> dict[int, int]:
+    """The log end of every partition of the events topic, from a fetch's high watermark.
+
+    Not from ListOffsets (KafkaConsumer.end_offsets): the embedded Tansu answers it with
+    the base offset of the last record batch + 1, short of the end by that batch's size
+    less one (seen with Tansu 0.6.0)."""
+    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap, enable_auto_commit=False,
+                             client_id="humiao-bench-bounds", fetch_max_wait_ms=10,
+                             max_partition_fetch_bytes=1024)
+    try:
+        parts = consumer.partitions_for_topic(kafka.events_topic) or set()
+        tps = [TopicPartition(kafka.events_topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        deadline = time.monotonic() + timeout
+        while any(consumer.highwater(tp) is None for tp in tps):
+            consumer.poll(timeout_ms=100, max_records=1)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no high watermark for {kafka.events_topic}")
+        return {tp.partition: int(consumer.highwater(tp)) for tp in tps}
+    finally:
+        consumer.close(autocommit=False)
 
 
 class _Clock(ConsumerRebalanceListener):
@@ -91,7 +110,12 @@ class VerifierRun:
     alerts: int
     alert_versions: int
     outbox_backlog: int
+    implied_by_code: dict[str, int]
     profile: ProfileSummary | None = None
+
+    @property
+    def implied(self) -> int:
+        return sum(self.implied_by_code.values())
 
     @property
     def records_per_s(self) -> float:
@@ -111,6 +135,8 @@ class VerifierRun:
             "alerts": self.alerts,
             "alert_versions": self.alert_versions,
             "outbox_backlog_at_end": self.outbox_backlog,
+            "implied_alerts": self.implied,
+            "implied_by_code": self.implied_by_code,
         }
 
 
@@ -135,8 +161,10 @@ async def _progress(conn: asyncpg.Connection, group: str, topic: str) -> dict[in
 
 
 async def _watch(dsn: str, group: str, topic: str, end: dict[int, int],
-                 services: list[Service], timeout: float) -> tuple[float, float]:
-    """(time every partition was assigned, time every offset reached its end)."""
+                 services: list[Service], timeout: float,
+                 cpu_at_start: dict[int, float]) -> tuple[float, float]:
+    """(time every partition was assigned, time every offset reached its end); fills
+    `cpu_at_start` with each process's CPU seconds when the clock started."""
     conn = await asyncpg.connect(dsn)
     try:
         assigned: float | None = None
@@ -148,6 +176,7 @@ async def _watch(dsn: str, group: str, topic: str, end: dict[int, int],
             now = time.perf_counter()
             if assigned is None and all(p in stored for p in end if end[p] > 0):
                 assigned = now
+                cpu_at_start.update({s.pid: cpu_seconds(s.pid) for s in services})
             if assigned is not None and all(stored.get(p, -1) >= n for p, n in end.items()
                                             if n > 0):
                 return assigned, now
@@ -159,14 +188,17 @@ async def _watch(dsn: str, group: str, topic: str, end: dict[int, int],
         await conn.close()
 
 
-async def _counts(dsn: str) -> tuple[int, int, int]:
+async def _counts(dsn: str) -> tuple[int, int, int, dict[str, int]]:
+    """(alerts, versions, versions unpublished, implied alerts by code)."""
     conn = await asyncpg.connect(dsn)
     try:
         alerts = await conn.fetchval("SELECT count(*) FROM alerts")
         versions = await conn.fetchval("SELECT count(*) FROM alert_versions")
         backlog = await conn.fetchval(
             "SELECT count(*) FROM alert_versions WHERE published_at IS NULL")
-        return int(alerts), int(versions), int(backlog)
+        rows = await conn.fetch("SELECT code, count(*) AS n FROM alerts WHERE implied"
+                                " GROUP BY code ORDER BY code")
+        return int(alerts), int(versions), int(backlog), {r["code"]: r["n"] for r in rows}
     finally:
         await conn.close()
 
@@ -189,15 +221,16 @@ def run_verifiers(ctx: BenchContext, kafka: KafkaSettings, processes: int, tag: 
                                   ctx.workdir))
         if profile is not None:
             sampler = Sampler(services[0].pid, profile)
+        cpu_start: dict[int, float] = {}
         with RssSampler([s.pid for s in services]) as rss:
             assigned, done = asyncio.run(
-                _watch(dsn, group, kafka.events_topic, end, services, timeout))
+                _watch(dsn, group, kafka.events_topic, end, services, timeout, cpu_start))
             rss.sample()
-            cpu = [cpu_seconds(s.pid) for s in services]
+            cpu = [cpu_seconds(s.pid) - cpu_start.get(s.pid, 0.0) for s in services]
         if sampler is not None:
             summary = sampler.stop()
             sampler = None
-        alerts, versions, backlog = asyncio.run(_counts(dsn))
+        alerts, versions, backlog, implied = asyncio.run(_counts(dsn))
         return VerifierRun(
             processes=processes,
             records=sum(end.values()),
@@ -208,6 +241,7 @@ def run_verifiers(ctx: BenchContext, kafka: KafkaSettings, processes: int, tag: 
             alerts=alerts,
             alert_versions=versions,
             outbox_backlog=backlog,
+            implied_by_code=implied,
             profile=summary,
         )
     finally:

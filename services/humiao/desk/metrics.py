@@ -16,7 +16,7 @@ from humiao.observability import CALL_BUCKETS, CallMetrics, PoolGauge
 log = logging.getLogger(__name__)
 
 #: Every desk method by status code, and unary call durations (shared with ingest).
-CALLS = CallMetrics("desk", "Desk", buckets=CALL_BUCKETS)
+CALLS = CallMetrics("desk", "desk", buckets=CALL_BUCKETS)
 #: Connections of the PostgreSQL pool in use, read at scrape time.
 DB_POOL = PoolGauge("desk")
 WATCHERS = prom.Gauge("humiao_desk_watch_subscribers", "WatchAlerts streams open now")

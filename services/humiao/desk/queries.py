@@ -310,14 +310,16 @@ async def summary(
     )
 
 
-async def open_alerts_by_code_and_age(conn: asyncpg.Pool) -> list[asyncpg.Record]:
-    """One query for the gauge: alerts still to work, by code and age since raised."""
+async def open_alerts_gauge(conn: asyncpg.Pool) -> list[asyncpg.Record]:
+    """One query for the open-alert gauges: alerts still to work and the fen they put at
+    risk, by code, status and age since raised."""
     return list(
         await conn.fetch(
-            "SELECT code, CASE WHEN raised_at > now() - interval '1 day' THEN 'lt_1d'"
+            "SELECT code, status, CASE WHEN raised_at > now() - interval '1 day' THEN 'lt_1d'"
             " WHEN raised_at > now() - interval '7 days' THEN '1d_7d'"
             " WHEN raised_at > now() - interval '30 days' THEN '7d_30d' ELSE 'ge_30d' END AS age,"
-            " count(*) AS alerts FROM alerts WHERE status = ANY($1) GROUP BY 1, 2",
+            " count(*) AS alerts, coalesce(sum(amount_at_risk_fen), 0)::bigint AS amount"
+            " FROM alerts WHERE status = ANY($1) GROUP BY 1, 2, 3",
             list(OPEN_STATUSES),
         )
     )

@@ -5,7 +5,6 @@ that authenticates the caller, maps DeskError to its status code and counts the 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import functools
@@ -39,7 +38,14 @@ from humiao.desk.errors import (
     invalid,
 )
 from humiao.desk.messages import alert_message, audit_message, note_message
-from humiao.desk.metrics import CALL_SECONDS, CALLS, WATCH_SENT, WATCHERS, WHOLE_ID_READS
+from humiao.desk.metrics import (
+    CALLS,
+    DB_POOL,
+    TRANSITIONS,
+    WATCH_SENT,
+    WATCHERS,
+    WHOLE_ID_READS,
+)
 from humiao.desk.watch import ChangeFeed, FeedItem
 from humiao.domain.alerts import Resolution
 from humiao.domain.identity import citizen_id_problem, mask_id, pseudonym
@@ -110,56 +116,42 @@ Streaming = Callable[[S, Any, grpc.aio.ServicerContext, Staff], AsyncIterator[An
 
 
 def unary(fn: Unary[S]) -> Callable[[S, Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+    """Authenticate, map DeskError to its status; CALLS counts and times the outcome."""
     method = fn.__name__
 
+    @CALLS.unary
     @functools.wraps(fn)
     async def wrapper(self: S, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        started = time.perf_counter()
-        code = grpc.StatusCode.OK
         try:
             staff = await self.directory.authenticate(context.invocation_metadata())
             return await fn(self, request, context, staff)
         except DeskError as exc:
-            code = status_of(exc)
             await abort(context, exc)
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
-            raise
         except Exception as exc:
-            code = grpc.StatusCode.INTERNAL
             _internal(method, exc)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-        finally:
-            CALLS.labels(method, code.name).inc()
-            CALL_SECONDS.labels(method).observe(time.perf_counter() - started)
 
     return wrapper
 
 
 def streaming(fn: Streaming[S]) -> Callable[[S, Any, grpc.aio.ServicerContext], AsyncIterator[Any]]:
+    """The streaming twin of `unary` (counted when the stream ends, not timed)."""
     method = fn.__name__
 
+    @CALLS.streaming
     @functools.wraps(fn)
     async def wrapper(
         self: S, request: Any, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[Any]:
-        code = grpc.StatusCode.OK
         try:
             staff = await self.directory.authenticate(context.invocation_metadata())
             async for item in fn(self, request, context, staff):
                 yield item
         except DeskError as exc:
-            code = status_of(exc)
             await abort(context, exc)
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
-            raise
         except Exception as exc:
-            code = grpc.StatusCode.INTERNAL
             _internal(method, exc)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
-        finally:
-            CALLS.labels(method, code.name).inc()
 
     return wrapper
 
@@ -240,6 +232,7 @@ class AlertDeskServicer(desk_pb2_grpc.AlertDeskServicer):
         heartbeat_seconds: float = 15.0,
     ) -> None:
         self.pool = pool
+        DB_POOL.track(pool)
         self.directory = directory
         self.feed = feed
         self._secret = pseudonym_key
@@ -518,6 +511,7 @@ class AlertDeskServicer(desk_pb2_grpc.AlertDeskServicer):
             role=staff.role.name.lower(),
             note=note,
         )
+        TRANSITIONS.labels(row["status"]).inc()
         return alert_message(row, whole_id=False)
 
     @unary

@@ -52,7 +52,7 @@ UNAVAILABLE = Counter(
     "Calls answered UNAVAILABLE because Kafka did not acknowledge a publish",
 )
 #: SubmitBatch / SubmitStream by status code; decorates the servicer methods.
-CALLS = CallMetrics("ingest", "Ingest")
+CALLS = CallMetrics("ingest", "ingest")
 #: Connections of the PostgreSQL pool in use, read at scrape time.
 DB_POOL = PoolGauge("ingest")
 

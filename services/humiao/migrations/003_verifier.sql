@@ -18,7 +18,17 @@ CREATE TABLE IF NOT EXISTS facts (
 );
 CREATE INDEX IF NOT EXISTS facts_child ON facts (child_key) WHERE child_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS facts_ref ON facts (ref) WHERE ref IS NOT NULL;
-CREATE INDEX IF NOT EXISTS facts_retractions ON facts (event_id) WHERE kind = 'eventRetracted';
+
+-- Which copies of each non-child fact have been processed, per partition. A child is
+-- checked against the non-child facts whose copy on *its* partition came before, so a
+-- partition that runs ahead (a replay, a slow instance) never shows the children of a
+-- partition behind it a month-end close before their payments: no transient alerts.
+CREATE TABLE IF NOT EXISTS fact_copies (
+    ref       text NOT NULL,
+    part      int NOT NULL,
+    event_id  text NOT NULL,
+    PRIMARY KEY (ref, part, event_id)
+);
 
 -- What each child's facts name, so a person, region or reversal fact copy arriving on a
 -- partition finds the children of that partition it concerns: 'p:<person key>' for the

@@ -20,10 +20,13 @@ from dataclasses import dataclass, field
 
 from humiao.domain.events import Envelope
 
+RefKey = tuple[str, int]  # (ref, partition)
+
 
 @dataclass(slots=True)
 class ChildFacts:
     child_id: str
+    part: int
     #: the child's own facts by event id
     own: dict[str, Envelope]
     #: refs its facts name ('p:<person key>', 'r:<region>', 'd:<disbursement id>')
@@ -37,10 +40,12 @@ class Staged:
     """What a batch learned, applied to the memory only once the batch commits."""
 
     children: dict[str, ChildFacts] = field(default_factory=dict)
-    refs: dict[str, dict[str, Envelope]] = field(default_factory=dict)
-    broadcast: list[tuple[str, Envelope]] = field(default_factory=list)
-    retractions: list[Envelope] = field(default_factory=list)
-    loaded_retractions: dict[str, dict[str, Envelope]] | None = None
+    refs: dict[RefKey, dict[str, Envelope]] = field(default_factory=dict)
+    #: non-child fact copies processed: ((ref, partition), envelope)
+    broadcast: list[tuple[RefKey, Envelope]] = field(default_factory=list)
+    #: retraction copies processed: (partition, envelope)
+    retractions: list[tuple[int, Envelope]] = field(default_factory=list)
+    loaded_retractions: dict[int, dict[str, dict[str, Envelope]]] = field(default_factory=dict)
 
 
 class Memory:
@@ -48,41 +53,42 @@ class Memory:
         self.max_children = max_children
         self.max_refs = max_refs
         self.children: OrderedDict[str, ChildFacts] = OrderedDict()
-        #: complete facts about each ref held
-        self.refs: OrderedDict[str, dict[str, Envelope]] = OrderedDict()
-        #: every retraction, by the id it retracts; None until loaded
-        self.retractions: dict[str, dict[str, Envelope]] | None = None
+        #: facts about each (ref, partition) held: complete as of that partition's position
+        self.refs: OrderedDict[RefKey, dict[str, Envelope]] = OrderedDict()
+        #: per partition, every retraction processed there, by the id it retracts
+        self.retractions: dict[int, dict[str, dict[str, Envelope]]] = {}
 
     def clear(self) -> None:
         self.children.clear()
         self.refs.clear()
-        self.retractions = None
+        self.retractions.clear()
 
     def child(self, key: str) -> ChildFacts | None:
         return self.children.get(key)
 
-    def ref(self, ref: str) -> dict[str, Envelope] | None:
-        return self.refs.get(ref)
+    def ref(self, key: RefKey) -> dict[str, Envelope] | None:
+        return self.refs.get(key)
 
     def apply(self, staged: Staged) -> None:
         if self.max_children <= 0:
             return
-        if staged.loaded_retractions is not None and self.retractions is None:
-            self.retractions = staged.loaded_retractions
+        for part, loaded in staged.loaded_retractions.items():
+            self.retractions.setdefault(part, loaded)
         for key, cf in staged.children.items():
             self.children[key] = cf
             self.children.move_to_end(key)
         for ref, facts in staged.refs.items():
             self.refs[ref] = facts
             self.refs.move_to_end(ref)
-        for ref, env in staged.broadcast:
-            held = self.refs.get(ref)
+        for ref_key, env in staged.broadcast:
+            held = self.refs.get(ref_key)
             if held is not None:
                 held[env.event_id] = env
-        if self.retractions is not None:
-            for env in staged.retractions:
+        for part, env in staged.retractions:
+            known = self.retractions.get(part)
+            if known is not None:
                 target = env.body.retracted_event_id  # type: ignore[union-attr]
-                self.retractions.setdefault(target, {})[env.event_id] = env
+                known.setdefault(target, {})[env.event_id] = env
         while len(self.children) > self.max_children:
             self.children.popitem(last=False)
         while len(self.refs) > self.max_refs:

@@ -311,6 +311,7 @@ class Processor:
         retractions: list[tuple[str, int]] = []
         new_facts: dict[str, dict[str, ev.Envelope]] = {}
         new_refs: dict[str, set[str]] = {}
+        staged = self._staged = Staged()
         for inc in batch.facts:
             row = inc.row
             key = row.child_key
@@ -325,11 +326,19 @@ class Processor:
                         if cached is None or r[1] not in cached.refs:
                             refs.append(r)
                             new_refs.setdefault(key, set()).add(r[1])
-            elif isinstance(inc.env.body, ev.EventRetracted):
-                retractions.append((inc.env.body.retracted_event_id, inc.partition))
             elif row.ref is not None:
-                pairs.append((row.ref, inc.partition))
+                if isinstance(inc.env.body, ev.EventRetracted):
+                    retractions.append((inc.env.body.retracted_event_id, inc.partition))
+                    staged.retractions.append((inc.partition, inc.env))
+                else:
+                    pairs.append((row.ref, inc.partition))
+                    staged.broadcast.append(((row.ref, inc.partition), inc.env))
         await store.insert_child_refs(conn, refs)
+        await store.insert_copies(
+            conn,
+            [(inc.row.ref, inc.partition, inc.row.event_id)
+             for inc in batch.facts if inc.row.ref is not None],
+        )
         depth = 0
         while retractions and depth < _MAX_RETRACTION_DEPTH:
             depth += 1
@@ -350,13 +359,6 @@ class Processor:
             retractions = follow
         affected |= await store.children_referencing(conn, pairs)
         clock.lap("affected")
-        staged = self._staged = Staged()
-        for inc in unique.values():
-            if inc.row.child_key is None and inc.row.ref is not None:
-                if isinstance(inc.env.body, ev.EventRetracted):
-                    staged.retractions.append(inc.env)
-                else:
-                    staged.broadcast.append((inc.row.ref, inc.env))
         if not affected:
             return 0, []
 
@@ -437,44 +439,49 @@ class Processor:
         new_refs: Mapping[str, set[str]],
     ) -> dict[str, tuple[str, list[ev.Envelope]]]:
         """Every fact relevant to each affected child whose fact set changed: own facts,
-        facts about the persons, regions and disbursements it names, and retractions of
-        any of those (transitively). Reads from the database only what memory lacks."""
+        facts about the persons, regions and disbursements it names and retractions of any
+        of those (transitively), the non-child ones as far as the child's partition has
+        seen them. Reads from the database only what memory lacks."""
         mem, staged = self.memory, self._staged
         in_batch = {inc.env.event_id: inc.env for inc in batch.facts}
-        retractions = mem.retractions
-        if retractions is None:
-            retractions = {}
-            for _, env in self._decode_rows(await store.all_retractions(conn), {}):
-                if env.event_id not in in_batch:  # the batch's own are added below
-                    target = env.body.retracted_event_id  # type: ignore[union-attr]
-                    retractions.setdefault(target, {})[env.event_id] = env
-            staged.loaded_retractions = retractions
         cached = {k: c for k in affected if (c := mem.child(k)) is not None}
         uncached = [k for k in affected if k not in cached]
-        refs_of: dict[str, set[str]] = {}
+        where: dict[str, tuple[int, set[str]]] = {}
         if uncached:
-            for key, listed in (await store.refs_of_children(conn, uncached)).items():
-                refs_of[key] = set(listed)
+            for key, (part, listed) in (await store.refs_of_children(conn, uncached)).items():
+                where[key] = (part, set(listed))
         for key, c in cached.items():
-            refs_of[key] = c.refs | new_refs[key] if key in new_refs else c.refs
-        needed = {r for rs in refs_of.values() for r in rs if mem.ref(r) is None}
+            where[key] = (c.part, c.refs | new_refs[key] if key in new_refs else c.refs)
+        needed = {
+            (r, part) for part, rs in where.values() for r in rs if mem.ref((r, part)) is None
+        }
         rows = self._decode_rows(await store.load_facts(conn, uncached, needed), in_batch)
+        retractions: dict[int, dict[str, dict[str, ev.Envelope]]] = {}
+        for part in {part for part, _ in where.values()}:
+            known = mem.retractions.get(part)
+            if known is None:
+                known = {}
+                for _, env in self._decode_rows(await store.retractions_on(conn, part), in_batch):
+                    target = env.body.retracted_event_id  # type: ignore[union-attr]
+                    known.setdefault(target, {})[env.event_id] = env
+                staged.loaded_retractions[part] = known
+            retractions[part] = known
         self._clock.lap("load_query")
         own_db: dict[str, dict[str, ev.Envelope]] = {}
-        ref_db: dict[str, dict[str, ev.Envelope]] = {r: {} for r in needed}
+        ref_db: dict[tuple[str, int], dict[str, ev.Envelope]] = {k: {} for k in needed}
         for r, env in rows:
             if r["child_key"] is not None:
                 own_db.setdefault(r["child_key"], {})[env.event_id] = env
             else:
-                ref_db[r["ref"]][env.event_id] = env
+                ref_db[(r["ref"], r["part"])][env.event_id] = env
         staged.refs = ref_db
-        batch_refs: dict[str, dict[str, ev.Envelope]] = {}
-        for ref, env in staged.broadcast:
-            batch_refs.setdefault(ref, {})[env.event_id] = env
-        batch_retractions: dict[str, dict[str, ev.Envelope]] = {}
-        for env in staged.retractions:
+        batch_refs: dict[tuple[str, int], dict[str, ev.Envelope]] = {}
+        for rk, env in staged.broadcast:
+            batch_refs.setdefault(rk, {})[env.event_id] = env
+        batch_retractions: dict[int, dict[str, dict[str, ev.Envelope]]] = {}
+        for part, env in staged.retractions:
             target = env.body.retracted_event_id  # type: ignore[union-attr]
-            batch_retractions.setdefault(target, {})[env.event_id] = env
+            batch_retractions.setdefault(part, {}).setdefault(target, {})[env.event_id] = env
 
         out: dict[str, tuple[str, list[ev.Envelope]]] = {}
         for key in affected:
@@ -485,19 +492,21 @@ class Processor:
                     own = {**own, **new_facts[key]}
             else:
                 own = own_db.get(key, {})
-            if not own:
+            if not own or key not in where:
                 continue  # refs without facts cannot happen; nothing to evaluate
+            part, refs = where[key]
             facts = dict(own)
-            for ref in refs_of.get(key, ()):
-                held = mem.ref(ref)
-                facts.update(held if held is not None else ref_db[ref])
-                if ref in batch_refs:
-                    facts.update(batch_refs[ref])
+            for ref in refs:
+                held = mem.ref((ref, part))
+                facts.update(held if held is not None else ref_db[(ref, part)])
+                if (ref, part) in batch_refs:
+                    facts.update(batch_refs[(ref, part)])
+            known, fresh = retractions.get(part, {}), batch_retractions.get(part, {})
             frontier = list(facts)
             while frontier:
                 nxt = []
                 for eid in frontier:
-                    for found in (retractions.get(eid), batch_retractions.get(eid)):
+                    for found in (known.get(eid), fresh.get(eid)):
                         if found:
                             for rid, env in found.items():
                                 if rid not in facts:
@@ -507,7 +516,7 @@ class Processor:
             child_id = next(iter(own.values())).child_id()
             assert child_id is not None
             size = len(facts)
-            staged.children[key] = ChildFacts(child_id, own, refs_of.get(key, set()), size)
+            staged.children[key] = ChildFacts(child_id, part, own, refs, size)
             if c is not None and c.evaluated == size:
                 continue  # the same set as last time: the same verdict
             out[key] = (child_id, list(facts.values()))

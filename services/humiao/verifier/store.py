@@ -168,36 +168,63 @@ async def fact_heads(conn: asyncpg.Connection, event_ids: Iterable[str]) -> list
     )
 
 
+async def insert_copies(
+    conn: asyncpg.Connection, copies: Iterable[tuple[str, int, str]]
+) -> None:
+    """(ref, part, event_id) of each non-child fact copy processed."""
+    unique = sorted(set(copies))
+    if not unique:
+        return
+    await conn.execute(
+        "INSERT INTO fact_copies (ref, part, event_id)"
+        " SELECT * FROM unnest($1::text[], $2::int[], $3::text[])"
+        " ON CONFLICT DO NOTHING",
+        [c[0] for c in unique],
+        [c[1] for c in unique],
+        [c[2] for c in unique],
+    )
+
+
 async def refs_of_children(
     conn: asyncpg.Connection, child_keys: Iterable[str]
-) -> dict[str, list[str]]:
+) -> dict[str, tuple[int, list[str]]]:
+    """child_key -> (partition, refs its facts name)."""
     rows = await conn.fetch(
-        "SELECT child_key, ref FROM child_refs WHERE child_key = ANY($1::text[])",
+        "SELECT child_key, ref, part FROM child_refs WHERE child_key = ANY($1::text[])",
         list(child_keys),
     )
-    out: dict[str, list[str]] = {}
+    out: dict[str, tuple[int, list[str]]] = {}
     for r in rows:
-        out.setdefault(r["child_key"], []).append(r["ref"])
+        out.setdefault(r["child_key"], (r["part"], []))[1].append(r["ref"])
     return out
 
 
 async def load_facts(
-    conn: asyncpg.Connection, child_keys: Iterable[str], refs: Iterable[str]
+    conn: asyncpg.Connection, child_keys: Iterable[str], refs: Iterable[tuple[str, int]]
 ) -> list[asyncpg.Record]:
-    """Every fact of the children and every fact about the refs, in one round trip."""
+    """Every fact of the children, and every fact about each (ref, partition) whose copy
+    on that partition was processed, in one round trip (ref NULL: a child's own fact)."""
+    unique = sorted(set(refs))
     return await conn.fetch(
-        "SELECT event_id, child_key, ref, payload FROM facts WHERE child_key = ANY($1::text[])"
+        "SELECT event_id, child_key, NULL::text AS ref, NULL::int AS part, payload FROM facts"
+        " WHERE child_key = ANY($1::text[])"
         " UNION ALL"
-        " SELECT event_id, child_key, ref, payload FROM facts WHERE ref = ANY($2::text[])",
+        " SELECT f.event_id, NULL, c.ref, c.part, f.payload FROM fact_copies c"
+        " JOIN unnest($2::text[], $3::int[]) AS q(ref, part)"
+        " ON c.ref = q.ref AND c.part = q.part"
+        " JOIN facts f ON f.event_id = c.event_id",
         list(child_keys),
-        list(refs),
+        [u[0] for u in unique],
+        [u[1] for u in unique],
     )
 
 
-async def all_retractions(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    """Every stored retraction (rare: corrections of mistakes)."""
+async def retractions_on(conn: asyncpg.Connection, part: int) -> list[asyncpg.Record]:
+    """Every retraction whose copy on `part` was processed (rare: corrections)."""
     return await conn.fetch(
-        "SELECT event_id, payload FROM facts WHERE kind = 'eventRetracted'"
+        "SELECT f.event_id, f.payload FROM fact_copies c JOIN facts f USING (event_id)"
+        " WHERE c.ref >= 'e:' AND c.ref < 'e;' AND c.part = $1",
+        part,
     )
 
 

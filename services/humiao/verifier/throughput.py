@@ -26,15 +26,17 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from humiao.adapters.codec import envelope_to_proto
 from humiao.adapters.topics import ensure_topics, routing_key
 from humiao.config import KafkaSettings, PrivacySettings
+from humiao.domain import events as ev
+from humiao.domain.policy import PolicyBook
+from humiao.domain.rules import evaluate_child
 from humiao.stack.database import drop_database, ensure_database, resolve_admin_dsn
 from humiao.verifier.service import Verifier, VerifierSettings
-from humiao.verifier.synthetic import city
+from humiao.verifier.synthetic import History, city
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def produce(settings: KafkaSettings, children: int, months: int, secret: bytes) -> int:
-    history = city(children, months=months)
+def produce(settings: KafkaSettings, history: History, secret: bytes) -> int:
     producer = KafkaProducer(
         bootstrap_servers=settings.bootstrap, linger_ms=20, batch_size=256 * 1024, acks=1
     )
@@ -54,6 +56,24 @@ def produce(settings: KafkaSettings, children: int, months: int, secret: bytes) 
     finally:
         producer.close()
     return n
+
+
+def expected_alert_ids(history: History) -> set[str]:
+    """The alert ids the domain core concludes from the whole history."""
+    own: dict[str, list[ev.Envelope]] = {}
+    shared: list[ev.Envelope] = []
+    for env in history.envelopes:
+        cid = env.child_id() if env.kind in ev.CHILD_KINDS else None
+        if cid is None:
+            shared.append(env)
+        else:
+            own.setdefault(cid, []).append(env)
+    policies = PolicyBook.default()
+    return {
+        d.alert_id
+        for cid in history.child_ids
+        for d in evaluate_child(cid, own.get(cid, []) + shared, policies)
+    }
 
 
 def raw_consume(settings: KafkaSettings, expected: int) -> float:
@@ -106,12 +126,18 @@ async def run_verifier(
             await asyncio.sleep(0.05)
         seconds = time.perf_counter() - start
         alerts = await conn.fetchval("SELECT count(*) FROM alerts")
+        implied = {r["alert_id"] for r in await conn.fetch(
+            "SELECT alert_id FROM alerts WHERE implied")}
         versions = await conn.fetchval("SELECT count(*) FROM alert_versions")
+        withdrawn = {r["code"]: r["n"] for r in await conn.fetch(
+            "SELECT code, count(*) AS n FROM alerts WHERE NOT implied GROUP BY code")}
         return {
+            "withdrawn_by_code": withdrawn,
             "seconds": seconds,
             "batches": verifier.consumer.batches,
             "alerts": alerts,
             "alert_versions": versions,
+            "implied": implied,
         }
     finally:
         await conn.close()
@@ -138,11 +164,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     try:
         ensure_topics(settings)
         t = time.perf_counter()
-        records = produce(settings, args.children, args.months, secret)
+        history = city(args.children, months=args.months)
+        records = produce(settings, history, secret)
         produced_s = time.perf_counter() - t
         raw_s = raw_consume(settings, records)
         result = await run_verifier(settings, dsn, records, args.batch, secret)
         raw_rate = records / raw_s
+        check: dict[str, Any] = {}
+        if args.check:
+            expected = expected_alert_ids(history)
+            check = {"implied_alerts": len(result["implied"]), "expected_alerts": len(expected),
+                     "match": result["implied"] == expected}
         rate = records / result["seconds"]
         return {
             "records": records,
@@ -158,6 +190,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "verifier_batches": result["batches"],
             "alerts": result["alerts"],
             "alert_versions": result["alert_versions"],
+            "withdrawn_by_code": result["withdrawn_by_code"],
+            **check,
         }
     finally:
         await drop_database(admin, db_name)
@@ -171,6 +205,8 @@ def main() -> None:
     parser.add_argument("--months", type=int, default=24)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--batch", type=int, default=20_000)
+    parser.add_argument("--check", action="store_true",
+                        help="compare the implied alerts with the domain core's verdict")
     parser.add_argument("--debug", action="store_true", help="log each batch's phases")
     args = parser.parse_args()
     if args.debug:
