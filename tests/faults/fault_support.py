@@ -8,11 +8,13 @@ Everything here polls with deadlines; nothing sleeps blindly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -299,19 +301,15 @@ class TcpProxy:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def _stop_listening(self) -> None:
         listener, acceptor = self._listener, self._acceptor
         self._listener = self._acceptor = None
         if listener is not None:
-            try:
+            with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             listener.close()
         if acceptor is not None:
             acceptor.join(5)
@@ -323,11 +321,9 @@ class TcpProxy:
             conns, self._conns = self._conns, []
             threads, self._threads = self._threads, []
         for s in conns:
-            try:  # RST rather than FIN: the peer sees the connection die, not end
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            with contextlib.suppress(OSError):  # RST, not FIN: the peer sees the link die
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         for t in threads:
             t.join(5)
         for s in conns:

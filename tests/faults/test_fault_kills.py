@@ -12,7 +12,6 @@ legitimately differ between two undisturbed runs; only the final set is fixed th
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections import Counter
@@ -34,6 +33,11 @@ from fault_support import (
     version_history,
     wait_committed,
 )
+
+from humiao.adapters.alerts_codec import alert_version_from_bytes
+from humiao.api.alerts.v1 import alerts_pb2
+from humiao.config import KafkaSettings
+from humiao.verifier.synthetic import city
 from integration.verifier_support import (
     alert_rows,
     assert_alerts_match,
@@ -41,11 +45,6 @@ from integration.verifier_support import (
     publish_envelopes,
     shuffled,
 )
-
-from humiao.adapters.alerts_codec import alert_version_from_bytes
-from humiao.api.alerts.v1 import alerts_pb2
-from humiao.config import KafkaSettings
-from humiao.verifier.synthetic import city
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(240)]
 

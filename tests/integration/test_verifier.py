@@ -129,6 +129,7 @@ async def test_garbage_goes_to_dead_letters_and_processing_goes_on(
                          ev.ChildAdopted(broken, dt.date(2022, 2, 1)))
     garbage = [(p, b"\xff\x00 not protobuf " + bytes([p])) for p in range(4)]
     garbage.append((1, envelope_to_proto(bad_id).SerializeToString()))
+    garbage.append((2, b"\x0a" + bytes(3 * 1024 * 1024)))  # 3 MB: over the producer default
     publish_envelopes(kafka_settings, [], raw=garbage)
     verifier = Verifier(kafka=kafka_settings, dsn=database_url, secret=SECRET,
                         settings=settings(group))
@@ -139,7 +140,7 @@ async def test_garbage_goes_to_dead_letters_and_processing_goes_on(
         letters = read_topic(kafka_settings, kafka_settings.deadletter_topic)
         assert len(letters) == len(garbage)
         reasons = Counter(dict(r.headers)["reason"].decode() for r in letters)
-        assert reasons == {"undecodable": 4, "invalid": 1}
+        assert reasons == {"undecodable": 5, "invalid": 1}
         for r in letters:
             h = {k: v.decode() for k, v in r.headers}
             assert h["origin-topic"] == kafka_settings.events_topic

@@ -33,7 +33,10 @@ def publish_envelopes(
     """Produce as ingest does: child facts keyed by the child's pseudonym (default
     partitioner), person/region/reference facts copied to every partition. `raw` adds
     (partition, bytes) records as they are. Returns the number of records produced."""
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=5, acks="all")
+    producer = KafkaProducer(
+        bootstrap_servers=settings.bootstrap, linger_ms=5, acks="all",
+        max_request_size=8 * 1024 * 1024,
+    )
     n = 0
     try:
         for env in envelopes:

@@ -30,12 +30,16 @@ class ProfileSummary:
         out = [f"py-spy: {self.samples} samples of the busy threads",
                "  own time (the function itself):"]
         out += [f"    {e.share * 100:5.1f}%  {e.frame}" for e in self.own[:n]]
-        out += ["  total time (the function and what it calls):"]
-        out += [f"    {e.share * 100:5.1f}%  {e.frame}" for e in self.total[:n]]
+        out += ["  total time of Humiao functions (with what they call):"]
+        out += [f"    {e.share * 100:5.1f}%  {e.frame}" for e in self.ours()[:n]]
         return out
 
+    def ours(self) -> list[TopEntry]:
+        """Total-time entries of the project's own code (not threading, asyncio, ...)."""
+        return [e for e in self.total if "humiao/" in e.frame]
 
-def summarise_collapsed(lines: Iterable[str], top: int = 25) -> ProfileSummary:
+
+def summarise_collapsed(lines: Iterable[str], top: int = 60) -> ProfileSummary:
     """Summarise py-spy's raw (collapsed-stack) output: `frame;frame;... count` lines."""
     own: Counter[str] = Counter()
     total: Counter[str] = Counter()
@@ -80,7 +84,7 @@ class Sampler:
         self.output = output
         self.process = subprocess.Popen(
             [exe, "record", "--pid", str(pid), "--format", "raw", "--rate", str(rate),
-             "--nonblocking", "--output", str(output)],
+             "--function", "--nonblocking", "--output", str(output)],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
 

@@ -112,7 +112,7 @@ def verifier(run: Run, state: dict[str, Any], processes: int) -> None:
         detail["profile_top_own"] = [
             {"frame": e.frame, "share": round(e.share, 4)} for e in result.profile.own[:20]]
         detail["profile_top_total"] = [
-            {"frame": e.frame, "share": round(e.share, 4)} for e in result.profile.total[:20]]
+            {"frame": e.frame, "share": round(e.share, 4)} for e in result.profile.ours()[:20]]
     rate = round(result.records_per_s)
     if processes == 1:
         run.details["verifier"] = detail

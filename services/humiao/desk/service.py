@@ -101,6 +101,21 @@ async def abort(context: grpc.aio.ServicerContext, exc: DeskError) -> NoReturn:
     raise AssertionError("unreachable")  # context.abort always raises
 
 
+#: PostgreSQL unreachable or the connection lost: the caller should retry, not report a bug.
+DATABASE_DOWN = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+)
+
+
+async def _unavailable(context: grpc.aio.ServicerContext, method: str, exc: BaseException) -> None:
+    log.warning("method=%s database unavailable: %s", method, type(exc).__name__)
+    await context.abort(grpc.StatusCode.UNAVAILABLE, "database unavailable; retry later")
+
+
 def _internal(method: str, exc: BaseException) -> None:
     # The class and place only: messages of database errors can quote values.
     tb = exc.__traceback__
@@ -127,6 +142,8 @@ def unary(fn: Unary[S]) -> Callable[[S, Any, grpc.aio.ServicerContext], Awaitabl
             return await fn(self, request, context, staff)
         except DeskError as exc:
             await abort(context, exc)
+        except DATABASE_DOWN as exc:
+            await _unavailable(context, method, exc)
         except Exception as exc:
             _internal(method, exc)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")
@@ -149,6 +166,8 @@ def streaming(fn: Streaming[S]) -> Callable[[S, Any, grpc.aio.ServicerContext], 
                 yield item
         except DeskError as exc:
             await abort(context, exc)
+        except DATABASE_DOWN as exc:
+            await _unavailable(context, method, exc)
         except Exception as exc:
             _internal(method, exc)
             await context.abort(grpc.StatusCode.INTERNAL, "internal error")

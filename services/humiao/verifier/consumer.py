@@ -28,6 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import asyncpg
@@ -38,7 +39,7 @@ from kafka.structs import OffsetAndMetadata
 from humiao.verifier import store
 from humiao.verifier.deadletter import DeadLetterPublisher
 from humiao.verifier.metrics import VerifierMetrics
-from humiao.verifier.processor import Fenced, InRecord, Processor
+from humiao.verifier.processor import Fenced, PreparedBatch, Processor, RecordLike
 
 log = logging.getLogger(__name__)
 
@@ -199,20 +200,52 @@ class ConsumerLoop:
             return
         self.broker_ok = True
         consumer.subscribe([self.topic], listener=_Listener(self))
+        decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.client_id}-decode")
+        # One batch is decoded while the one before it is in its transaction (which mostly
+        # waits on PostgreSQL): `ready` is a polled and decoded batch not yet processed.
+        ready: tuple[PreparedBatch, int] | None = None
         try:
             while not self._stop.is_set():
-                if self._need_seek and not self._seek_pending(consumer, loop):
-                    self._sleep(backoff.next())
-                    consumer.poll(timeout_ms=0)  # stay in the group while the DB is away
-                    continue
-                records = self._poll(consumer)
-                if not records:
-                    continue
-                if self._handle(consumer, loop, records):
+                if self._need_seek:
+                    if ready is not None:
+                        self._rewind_all(consumer)
+                        ready = None
+                    if not self._seek_pending(consumer, loop):
+                        self._sleep(backoff.next())
+                        consumer.poll(timeout_ms=0)  # stay in the group while the DB is away
+                        continue
+                with self._lock:
+                    epoch = self._epoch
+                records = self._poll(consumer, wait=ready is None)
+                decoding = (
+                    decoder.submit(self.processor.prepare, self.topic, records) if records else None
+                )
+                if ready is not None:
+                    batch, polled_in = ready
+                    ready = None
+                    if polled_in != self._epoch:
+                        ok = False  # a rebalance ran since it was polled: read it again
+                        self._rewind_all(consumer)
+                        if decoding is not None:
+                            decoding.result()
+                            decoding = None
+                    else:
+                        ok = self._process(consumer, loop, batch, polled_in)
+                    if not ok:
+                        if decoding is not None:  # it follows the failed batch: drop it too
+                            decoding.result()
+                            decoding = None
+                            self._rewind_all(consumer)
+                        if polled_in == self._epoch:
+                            self._sleep(backoff.next())
+                        continue
                     backoff.reset()
-                else:
-                    self._sleep(backoff.next())
+                if decoding is not None:
+                    ready = (decoding.result(), epoch)
+            # Stopping: the batch in its transaction has committed; one decoded but not yet
+            # processed is read again by whoever owns its partitions next.
         finally:
+            decoder.shutdown(wait=True)
             try:
                 consumer.close(autocommit=False)
             except Exception as exc:
@@ -269,10 +302,11 @@ class ConsumerLoop:
             log.info("seeked partitions=%s to stored offsets", [tp.partition for tp in tps])
         return True
 
-    def _poll(self, consumer: KafkaConsumer) -> list[InRecord]:
-        """Up to batch_max records, waiting at most linger_ms once the first arrived."""
-        out: list[InRecord] = []
-        deadline: float | None = None
+    def _poll(self, consumer: KafkaConsumer, wait: bool = True) -> list[RecordLike]:
+        """Up to batch_max records, waiting at most linger_ms once the first arrived
+        (without `wait`: only what the consumer has fetched already)."""
+        out: list[RecordLike] = []
+        deadline: float | None = None if wait else time.monotonic()
         while len(out) < self.batch_max and not self._stop.is_set():
             if deadline is None:
                 timeout = 200
@@ -288,7 +322,7 @@ class ConsumerLoop:
                 log.warning("poll failed: %s", type(exc).__name__)
                 break
             if not got:
-                if deadline is None:
+                if deadline is None or not wait:
                     break  # idle: let the caller look at the stop flag and pending seeks
                 continue
             with self._lock:
@@ -297,21 +331,25 @@ class ConsumerLoop:
                 start = positions.get(tp.partition)
                 if start is None:
                     continue  # not seeked yet (or revoked): never process from a guess
-                for r in recs:
-                    if r.offset >= start:
-                        out.append(InRecord(r.partition, r.offset, r.timestamp, r.key, r.value))
+                if recs and recs[0].offset >= start:
+                    out.extend(recs)
+                else:
+                    out.extend(r for r in recs if r.offset >= start)
             if deadline is None:
                 deadline = time.monotonic() + self.linger_ms / 1000
         return out
 
-    def _handle(
-        self, consumer: KafkaConsumer, loop: asyncio.AbstractEventLoop, records: list[InRecord]
+    def _process(
+        self,
+        consumer: KafkaConsumer,
+        loop: asyncio.AbstractEventLoop,
+        batch: PreparedBatch,
+        epoch: int,
     ) -> bool:
-        """Process one batch; on failure seek its partitions back. True when committed."""
-        batch = self.processor.prepare(self.topic, records)
+        """Process one batch; on failure seek its partitions back. True when committed
+        (or fenced: the partitions are then re-read from their stored offsets)."""
         with self._lock:
             expected = {p: self._positions.get(p, -1) for p in batch.next_offsets}
-            epoch = self._epoch
         if epoch != self._memory_epoch:
             self.processor.forget()
             self._memory_epoch = epoch
@@ -374,6 +412,12 @@ class ConsumerLoop:
         if self.on_commit is not None and result.changes:
             self.on_commit()
         return True
+
+    def _rewind_all(self, consumer: KafkaConsumer) -> None:
+        """Seek every owned partition back to its stored offset (drops what was fetched)."""
+        with self._lock:
+            positions = dict(self._positions)
+        self._rewind(consumer, positions)
 
     def _rewind(self, consumer: KafkaConsumer, expected: dict[int, int]) -> None:
         """Seek the batch's partitions back to the offsets stored before it."""

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from kafka import KafkaProducer
+from kafka.errors import MessageSizeTooLargeError
 
 from humiao.verifier.metrics import VerifierMetrics
 from humiao.verifier.processor import DeadLetter
@@ -20,6 +22,10 @@ log = logging.getLogger(__name__)
 
 #: Header values are truncated to this many bytes (a hostile record may list many faults).
 _MAX_DETAIL = 2000
+#: Largest dead letter we try to produce whole; the events topic may hold bigger records.
+MAX_REQUEST = 16 * 1024 * 1024
+#: What is kept of a record too large for the dead-letter topic (with its full size noted).
+_TRUNCATED = 64 * 1024
 
 
 def deadletter_headers(letter: DeadLetter, origin_topic: str) -> list[tuple[str, bytes]]:
@@ -30,7 +36,7 @@ def deadletter_headers(letter: DeadLetter, origin_topic: str) -> list[tuple[str,
         ("origin-topic", origin_topic.encode()),
         ("origin-partition", str(rec.partition).encode()),
         ("origin-offset", str(rec.offset).encode()),
-        ("origin-timestamp", str(rec.timestamp_ms).encode()),
+        ("origin-timestamp", str(rec.timestamp).encode()),
     ]
 
 
@@ -50,6 +56,7 @@ class DeadLetterPublisher:
                 client_id="humiao-verifier-deadletter",
                 acks="all",
                 linger_ms=5,
+                max_request_size=MAX_REQUEST,
             )
         return self._producer
 
@@ -58,18 +65,17 @@ class DeadLetterPublisher:
         if not letters:
             return
         producer = self._get()
-        futures = [
-            producer.send(
-                self.topic,
-                key=letter.record.key,
-                value=letter.record.value or b"",
-                headers=deadletter_headers(letter, origin_topic),
-            )
-            for letter in letters
-        ]
+        futures = [self._send(producer, letter, origin_topic) for letter in letters]
         producer.flush()
-        for fut in futures:
-            fut.get(timeout=30)
+        for letter, fut in zip(letters, futures, strict=True):
+            try:
+                fut.get(timeout=30)
+            except MessageSizeTooLargeError:
+                # The broker refuses it whole: keep the origin, the reason and a prefix,
+                # so the record is accounted for and the partition does not stall.
+                again = self._send(producer, letter, origin_topic, truncate=True)
+                producer.flush()
+                again.get(timeout=30)
         for letter in letters:
             self.metrics.deadletter(letter.reason)
             log.warning(
@@ -78,6 +84,24 @@ class DeadLetterPublisher:
                 letter.record.partition,
                 letter.record.offset,
             )
+
+    def _send(
+        self, producer: KafkaProducer, letter: DeadLetter, origin_topic: str,
+        truncate: bool = False,
+    ) -> Any:
+        value = letter.record.value or b""
+        headers = deadletter_headers(letter, origin_topic)
+        if truncate or len(value) > MAX_REQUEST - 64 * 1024:
+            headers.append(("value-truncated-from", str(len(value)).encode()))
+            value = value[:_TRUNCATED]
+        try:
+            return producer.send(
+                self.topic, key=letter.record.key, value=value, headers=headers
+            )
+        except MessageSizeTooLargeError:
+            if truncate:
+                raise
+            return self._send(producer, letter, origin_topic, truncate=True)
 
     def close(self) -> None:
         if self._producer is not None:

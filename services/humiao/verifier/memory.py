@@ -29,7 +29,7 @@ class ChildFacts:
     part: int
     #: the child's own facts by event id
     own: dict[str, Envelope]
-    #: refs its facts name ('p:<person key>', 'r:<region>', 'd:<disbursement id>')
+    #: refs its facts name ('p:<person key>', 'r:<region>'; disbursements go by `rare`)
     refs: set[str]
     #: size of the fact set at its last committed evaluation (sets only grow)
     evaluated: int = -1
@@ -41,11 +41,11 @@ class Staged:
 
     children: dict[str, ChildFacts] = field(default_factory=dict)
     refs: dict[RefKey, dict[str, Envelope]] = field(default_factory=dict)
-    #: non-child fact copies processed: ((ref, partition), envelope)
+    #: person and region fact copies processed: ((ref, partition), envelope)
     broadcast: list[tuple[RefKey, Envelope]] = field(default_factory=list)
-    #: retraction copies processed: (partition, envelope)
-    retractions: list[tuple[int, Envelope]] = field(default_factory=list)
-    loaded_retractions: dict[int, dict[str, dict[str, Envelope]]] = field(default_factory=dict)
+    #: reversal and retraction copies processed: ((ref, partition), envelope)
+    rare: list[tuple[RefKey, Envelope]] = field(default_factory=list)
+    loaded_rare: dict[int, dict[str, dict[str, Envelope]]] = field(default_factory=dict)
 
 
 class Memory:
@@ -55,13 +55,14 @@ class Memory:
         self.children: OrderedDict[str, ChildFacts] = OrderedDict()
         #: facts about each (ref, partition) held: complete as of that partition's position
         self.refs: OrderedDict[RefKey, dict[str, Envelope]] = OrderedDict()
-        #: per partition, every retraction processed there, by the id it retracts
-        self.retractions: dict[int, dict[str, dict[str, Envelope]]] = {}
+        #: per partition, every reversal ('d:<disbursement id>') and retraction
+        #: ('e:<event id>') processed there, by ref
+        self.rare: dict[int, dict[str, dict[str, Envelope]]] = {}
 
     def clear(self) -> None:
         self.children.clear()
         self.refs.clear()
-        self.retractions.clear()
+        self.rare.clear()
 
     def child(self, key: str) -> ChildFacts | None:
         return self.children.get(key)
@@ -72,23 +73,22 @@ class Memory:
     def apply(self, staged: Staged) -> None:
         if self.max_children <= 0:
             return
-        for part, loaded in staged.loaded_retractions.items():
-            self.retractions.setdefault(part, loaded)
+        for part, loaded in staged.loaded_rare.items():
+            self.rare.setdefault(part, loaded)
         for key, cf in staged.children.items():
             self.children[key] = cf
             self.children.move_to_end(key)
-        for ref, facts in staged.refs.items():
-            self.refs[ref] = facts
-            self.refs.move_to_end(ref)
+        for rk, facts in staged.refs.items():
+            self.refs[rk] = facts
+            self.refs.move_to_end(rk)
         for ref_key, env in staged.broadcast:
             held = self.refs.get(ref_key)
             if held is not None:
                 held[env.event_id] = env
-        for part, env in staged.retractions:
-            known = self.retractions.get(part)
+        for (ref, part), env in staged.rare:
+            known = self.rare.get(part)
             if known is not None:
-                target = env.body.retracted_event_id  # type: ignore[union-attr]
-                known.setdefault(target, {})[env.event_id] = env
+                known.setdefault(ref, {})[env.event_id] = env
         while len(self.children) > self.max_children:
             self.children.popitem(last=False)
         while len(self.refs) > self.max_refs:

@@ -17,7 +17,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import asyncpg
 
@@ -37,7 +37,7 @@ from humiao.domain.timeline import persons_named
 from humiao.domain.validation import ValidationFailed
 from humiao.verifier import store
 from humiao.verifier.memory import ChildFacts, Memory, Staged
-from humiao.verifier.metrics import VerifierMetrics, effective_date
+from humiao.verifier.metrics import VerifierMetrics
 
 log = logging.getLogger(__name__)
 
@@ -47,25 +47,41 @@ _UNDECODABLE_MARK = "not a decodable"
 _MAX_RETRACTION_DEPTH = 32
 
 
-@dataclass(frozen=True, slots=True)
-class InRecord:
-    """What the consumer hands over of a Kafka record (no kafka-python types here)."""
+class RecordLike(Protocol):
+    """What the processor reads of a Kafka record. kafka-python's ConsumerRecord has these
+    attributes, so the consumer passes records through without a copy."""
+
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def timestamp(self) -> int: ...  # milliseconds since the epoch (ingest acceptance)
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+class InRecord(NamedTuple):
+    """A record built by hand (tests, tools): InRecord(partition, offset, timestamp_ms,
+    key, value)."""
 
     partition: int
     offset: int
-    timestamp_ms: int
+    timestamp: int
     key: bytes | None
     value: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
-    record: InRecord
+    record: RecordLike
     reason: str  # metric label: undecodable | invalid
     detail: str  # every violation, field path and reason
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Incoming:
     """A decoded record of this batch."""
 
@@ -210,7 +226,7 @@ class Processor:
             return "e:" + body.retracted_event_id
         return None
 
-    def prepare(self, topic: str, records: Sequence[InRecord]) -> PreparedBatch:
+    def prepare(self, topic: str, records: Sequence[RecordLike]) -> PreparedBatch:
         """Decode and validate every record; failures become dead letters."""
         started = time.perf_counter()
         facts: list[Incoming] = []
@@ -242,7 +258,7 @@ class Processor:
             facts=facts,
             dead=dead,
             next_offsets=next_offsets,
-            timestamps_ms=[r.timestamp_ms for r in records],
+            timestamps_ms=[r.timestamp for r in records],
             records=len(records),
             started=started,
             decode_seconds=time.perf_counter() - started,
@@ -329,15 +345,18 @@ class Processor:
             elif row.ref is not None:
                 if isinstance(inc.env.body, ev.EventRetracted):
                     retractions.append((inc.env.body.retracted_event_id, inc.partition))
-                    staged.retractions.append((inc.partition, inc.env))
+                    staged.rare.append(((row.ref, inc.partition), inc.env))
                 else:
                     pairs.append((row.ref, inc.partition))
-                    staged.broadcast.append(((row.ref, inc.partition), inc.env))
+                    if isinstance(inc.env.body, ev.DisbursementReversed):
+                        staged.rare.append(((row.ref, inc.partition), inc.env))
+                    else:
+                        staged.broadcast.append(((row.ref, inc.partition), inc.env))
         await store.insert_child_refs(conn, refs)
         await store.insert_copies(
             conn,
             [(inc.row.ref, inc.partition, inc.row.event_id)
-             for inc in batch.facts if inc.row.ref is not None],
+             for inc in batch.facts if inc.row.child_key is None and inc.row.ref is not None],
         )
         depth = 0
         while retractions and depth < _MAX_RETRACTION_DEPTH:
@@ -456,16 +475,15 @@ class Processor:
             (r, part) for part, rs in where.values() for r in rs if mem.ref((r, part)) is None
         }
         rows = self._decode_rows(await store.load_facts(conn, uncached, needed), in_batch)
-        retractions: dict[int, dict[str, dict[str, ev.Envelope]]] = {}
+        rare: dict[int, dict[str, dict[str, ev.Envelope]]] = {}
         for part in {part for part, _ in where.values()}:
-            known = mem.retractions.get(part)
+            known = mem.rare.get(part)
             if known is None:
                 known = {}
-                for _, env in self._decode_rows(await store.retractions_on(conn, part), in_batch):
-                    target = env.body.retracted_event_id  # type: ignore[union-attr]
-                    known.setdefault(target, {})[env.event_id] = env
-                staged.loaded_retractions[part] = known
-            retractions[part] = known
+                for r, env in self._decode_rows(await store.rare_on(conn, part), in_batch):
+                    known.setdefault(r["ref"], {})[env.event_id] = env
+                staged.loaded_rare[part] = known
+            rare[part] = known
         self._clock.lap("load_query")
         own_db: dict[str, dict[str, ev.Envelope]] = {}
         ref_db: dict[tuple[str, int], dict[str, ev.Envelope]] = {k: {} for k in needed}
@@ -478,10 +496,25 @@ class Processor:
         batch_refs: dict[tuple[str, int], dict[str, ev.Envelope]] = {}
         for rk, env in staged.broadcast:
             batch_refs.setdefault(rk, {})[env.event_id] = env
-        batch_retractions: dict[int, dict[str, dict[str, ev.Envelope]]] = {}
-        for part, env in staged.retractions:
-            target = env.body.retracted_event_id  # type: ignore[union-attr]
-            batch_retractions.setdefault(part, {}).setdefault(target, {})[env.event_id] = env
+        batch_rare: dict[int, dict[str, dict[str, ev.Envelope]]] = {}
+        for (ref, part), env in staged.rare:
+            batch_rare.setdefault(part, {}).setdefault(ref, {})[env.event_id] = env
+
+        targets: dict[int, tuple[dict[str, list[ev.Envelope]], dict[str, list[ev.Envelope]]]] = {}
+
+        def by_target(
+            part: int,
+        ) -> tuple[dict[str, list[ev.Envelope]], dict[str, list[ev.Envelope]]]:
+            """The partition's retractions by retracted id and reversals by disbursement id."""
+            if part not in targets:
+                retracting: dict[str, list[ev.Envelope]] = {}
+                reversing: dict[str, list[ev.Envelope]] = {}
+                for source in (rare.get(part, {}), batch_rare.get(part, {})):
+                    for ref, found in source.items():
+                        into = retracting if ref.startswith("e:") else reversing
+                        into.setdefault(ref[2:], []).extend(found.values())
+                targets[part] = (retracting, reversing)
+            return targets[part]
 
         out: dict[str, tuple[str, list[ev.Envelope]]] = {}
         for key in affected:
@@ -501,18 +534,22 @@ class Processor:
                 facts.update(held if held is not None else ref_db[(ref, part)])
                 if (ref, part) in batch_refs:
                     facts.update(batch_refs[(ref, part)])
-            known, fresh = retractions.get(part, {}), batch_retractions.get(part, {})
-            frontier = list(facts)
-            while frontier:
-                nxt = []
-                for eid in frontier:
-                    for found in (known.get(eid), fresh.get(eid)):
-                        if found:
-                            for rid, env in found.items():
-                                if rid not in facts:
-                                    facts[rid] = env
-                                    nxt.append(rid)
-                frontier = nxt
+            # Reversals of its disbursements and retractions of anything it rests on,
+            # transitively (a reversal can be retracted, a retraction retracted).
+            retracting, reversing = by_target(part)
+            if retracting or reversing:
+                frontier = list(facts.values())
+                while frontier:
+                    nxt = []
+                    for env in frontier:
+                        found = retracting.get(env.event_id)
+                        if isinstance(env.body, ev.Disbursement):
+                            found = (found or []) + reversing.get(env.body.disbursement_id, [])
+                        for renv in found or ():
+                            if renv.event_id not in facts:
+                                facts[renv.event_id] = renv
+                                nxt.append(renv)
+                    frontier = nxt
             child_id = next(iter(own.values())).child_id()
             assert child_id is not None
             size = len(facts)
@@ -547,7 +584,7 @@ class Processor:
         )
         lateness = []
         for inc in batch.facts:
-            day = effective_date(inc.env.body)
+            day = ev.effective_date(inc.env.body)
             if day is not None:
                 recorded = inc.env.recorded_at
                 lateness.append(

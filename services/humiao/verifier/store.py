@@ -17,8 +17,8 @@ import asyncpg
 from humiao.adapters.alerts_codec import ALERT_COLUMNS
 
 
-@dataclass(frozen=True, slots=True)
-class FactRow:
+@dataclass(slots=True)
+class FactRow:  # not frozen: a frozen dataclass's __init__ costs ~1 us more per event
     event_id: str
     kind: str
     child_key: str | None
@@ -176,8 +176,9 @@ async def insert_copies(
     if not unique:
         return
     await conn.execute(
-        "INSERT INTO fact_copies (ref, part, event_id)"
-        " SELECT * FROM unnest($1::text[], $2::int[], $3::text[])"
+        "INSERT INTO fact_copies (ref, part, event_id, rare)"
+        " SELECT r, p, e, left(r, 2) IN ('d:', 'e:')"
+        " FROM unnest($1::text[], $2::int[], $3::text[]) AS t(r, p, e)"
         " ON CONFLICT DO NOTHING",
         [c[0] for c in unique],
         [c[1] for c in unique],
@@ -188,9 +189,11 @@ async def insert_copies(
 async def refs_of_children(
     conn: asyncpg.Connection, child_keys: Iterable[str]
 ) -> dict[str, tuple[int, list[str]]]:
-    """child_key -> (partition, refs its facts name)."""
+    """child_key -> (partition, refs its facts name), without its disbursements ('d:'
+    refs: reversals are kept per partition in memory, see Memory.rare)."""
     rows = await conn.fetch(
-        "SELECT child_key, ref, part FROM child_refs WHERE child_key = ANY($1::text[])",
+        "SELECT child_key, ref, part FROM child_refs WHERE child_key = ANY($1::text[])"
+        " AND left(ref, 2) <> 'd:'",
         list(child_keys),
     )
     out: dict[str, tuple[int, list[str]]] = {}
@@ -219,11 +222,12 @@ async def load_facts(
     )
 
 
-async def retractions_on(conn: asyncpg.Connection, part: int) -> list[asyncpg.Record]:
-    """Every retraction whose copy on `part` was processed (rare: corrections)."""
+async def rare_on(conn: asyncpg.Connection, part: int) -> list[asyncpg.Record]:
+    """Every reversal and retraction whose copy on `part` was processed (corrections are
+    rare, so a partition's set is loaded at once and then kept up to date in memory)."""
     return await conn.fetch(
-        "SELECT f.event_id, f.payload FROM fact_copies c JOIN facts f USING (event_id)"
-        " WHERE c.ref >= 'e:' AND c.ref < 'e;' AND c.part = $1",
+        "SELECT c.ref, f.event_id, f.payload FROM fact_copies c JOIN facts f USING (event_id)"
+        " WHERE c.part = $1 AND c.rare",
         part,
     )
 

@@ -30,7 +30,7 @@ from humiao.domain import events as ev
 from humiao.domain.policy import PolicyBook
 from humiao.domain.rules import evaluate_child
 from humiao.stack.database import drop_database, ensure_database, resolve_admin_dsn
-from humiao.verifier.service import Verifier, VerifierSettings
+from humiao.verifier.service import Verifier, VerifierSettings, tune_gc
 from humiao.verifier.synthetic import History, city
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -208,7 +208,11 @@ def main() -> None:
     parser.add_argument("--check", action="store_true",
                         help="compare the implied alerts with the domain core's verdict")
     parser.add_argument("--debug", action="store_true", help="log each batch's phases")
+    parser.add_argument("--default-gc", action="store_true",
+                        help="keep Python's default collector thresholds")
     args = parser.parse_args()
+    if not args.default_gc:
+        tune_gc()
     if args.debug:
         import logging
 
