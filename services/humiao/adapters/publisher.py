@@ -1,12 +1,19 @@
 """Publishing validated envelopes to the events topic with kafka-python.
 
 kafka-python is blocking and grpc.aio/asyncpg are asyncio: this adapter is where the two
-meet. Every producer call (construction, send, flush, close) runs in a worker thread via
-asyncio.to_thread, so the event loop never blocks on the broker.
+meet. Every producer call (construction, send, waiting for acks, close) runs in a worker
+thread via asyncio.to_thread, so the event loop never blocks on the broker.
 
 Routing (humiao.adapters.topics.routing_key): child facts go to the partition of the
 child's pseudonymous key; person, region and reference facts are sent once to EVERY
 partition (explicit partition, same key), so each verifier partition meets them.
+
+Failure and recovery: once records of the idempotent kafka-python producer have expired
+(a broker that hung), that producer never delivers again. So a failed publish retires
+the producer (closed in the background, without waiting for its records) and the next
+publish or readiness probe builds a fresh one; it gets a new producer id, which is fine
+because consumers dedupe by eventId. Until a fresh producer has fetched metadata (or a
+publish succeeded), `ready()` says False, so health goes NOT_SERVING after a failure.
 """
 
 from __future__ import annotations
@@ -14,12 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.net.compat import KafkaNetClient
 
 from humiao.adapters.codec import envelope_to_proto
 from humiao.adapters.topics import routing_key
@@ -27,6 +36,9 @@ from humiao.config import KafkaSettings
 from humiao.domain.events import Envelope
 
 log = logging.getLogger(__name__)
+
+#: (key, value, broadcast to every partition)
+_Record = tuple[bytes, bytes, bool]
 
 
 class PublishError(Exception):
@@ -39,25 +51,69 @@ class PublishError(Exception):
 
 @dataclass(frozen=True)
 class PublisherOptions:
+    """Producer timing. `publish_timeout_ms` is the one deadline of a publish call (fresh
+    producer, sends, acknowledgements); the producer's own timeouts are capped by it."""
+
     linger_ms: int = 5
-    #: How long a send may wait for metadata or buffer space before failing.
+    #: Whole wait of one publish; then the call fails (ingest answers UNAVAILABLE).
+    publish_timeout_ms: int = 10_000
+    #: How long a send may wait for metadata or buffer space (capped by publish_timeout_ms).
     max_block_ms: int = 10_000
-    #: Upper bound on a record's delivery, retries included; then the call is UNAVAILABLE.
-    delivery_timeout_ms: int = 30_000
-    request_timeout_ms: int = 10_000
+    #: Upper bound on a record's delivery, retries included (capped by publish_timeout_ms,
+    #: raised to linger_ms + request_timeout_ms as kafka-python requires).
+    delivery_timeout_ms: int = 10_000
+    request_timeout_ms: int = 5_000
+    #: Connecting a fresh producer (ApiVersions and metadata) at start and after a failure.
     bootstrap_timeout_ms: int = 5_000
+    #: Bound of one readiness probe after a failure (a fresh producer's bootstrap).
+    probe_timeout_ms: int = 1_500
+
+    @classmethod
+    def with_publish_timeout(cls, seconds: float) -> PublisherOptions:
+        """Defaults with every producer timeout in step with a publish deadline."""
+        total = max(1, int(seconds * 1000))
+        base = cls()
+        return replace(
+            base,
+            publish_timeout_ms=total,
+            delivery_timeout_ms=total,
+            request_timeout_ms=min(base.request_timeout_ms, max(1, total // 2)),
+        )
+
+    def producer_config(self, bootstrap_timeout_ms: int | None = None) -> dict[str, Any]:
+        request = min(self.request_timeout_ms, self.publish_timeout_ms)
+        delivery = max(min(self.delivery_timeout_ms, self.publish_timeout_ms),
+                       self.linger_ms + request)
+        return {
+            "acks": "all",
+            "enable_idempotence": True,
+            "linger_ms": self.linger_ms,
+            "max_block_ms": min(self.max_block_ms, self.publish_timeout_ms),
+            "delivery_timeout_ms": delivery,
+            "request_timeout_ms": request,
+            "bootstrap_timeout_ms": min(bootstrap_timeout_ms or self.bootstrap_timeout_ms,
+                                        self.publish_timeout_ms),
+            "batch_size": 256 * 1024,
+        }
 
 
 class EventPublisher:
-    """An idempotent acks=all producer for the events topic. Build with `open()`."""
+    """An idempotent acks=all producer for the events topic, replaced after a failure.
+    Build with `open()`; safe for concurrent publishes."""
 
     def __init__(self, producer: KafkaProducer, settings: KafkaSettings, secret: bytes,
                  options: PublisherOptions) -> None:
-        self._producer = producer
+        self._producer: KafkaProducer | None = producer
         self._settings = settings
         self._secret = secret
         self._options = options
         self._topic = settings.events_topic
+        #: Guards swapping the producer: one build at a time, never two live producers.
+        self._lock = asyncio.Lock()
+        self._healthy = True
+        self._closed = False
+        self._building: asyncio.Future[KafkaProducer] | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def open(
@@ -65,25 +121,10 @@ class EventPublisher:
     ) -> EventPublisher:
         """Connect (in a thread); raises KafkaError if the broker does not answer."""
         opts = options or PublisherOptions()
-
-        def build() -> KafkaProducer:
-            return KafkaProducer(
-                bootstrap_servers=settings.bootstrap,
-                client_id="humiao-ingest",
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=opts.linger_ms,
-                max_block_ms=opts.max_block_ms,
-                delivery_timeout_ms=opts.delivery_timeout_ms,
-                request_timeout_ms=opts.request_timeout_ms,
-                bootstrap_timeout_ms=opts.bootstrap_timeout_ms,
-                batch_size=256 * 1024,
-            )
-
-        producer = await asyncio.to_thread(build)
+        producer = await asyncio.to_thread(_build_producer, settings, opts, None)
         publisher = cls(producer, settings, secret, opts)
         try:
-            await asyncio.to_thread(publisher._partitions)  # fetch the topic's metadata now
+            await asyncio.to_thread(publisher._partitions, producer)  # the topic's metadata now
         except BaseException:
             await publisher.close()
             raise
@@ -93,36 +134,116 @@ class EventPublisher:
     def topic(self) -> str:
         return self._topic
 
-    def _partitions(self) -> list[int]:
-        found = self._producer.partitions_for(self._topic)
+    @property
+    def healthy(self) -> bool:
+        """False from a failed publish until a probe or a publish shows the broker back."""
+        return self._healthy
+
+    def _partitions(self, producer: KafkaProducer) -> list[int]:
+        found = producer.partitions_for(self._topic)
         if not found:
             raise KafkaError(f"topic {self._topic} has no partitions")
         return sorted(found)
 
+    # --- the producer's life -----------------------------------------------------------
+
+    async def _current(self, bootstrap_timeout_ms: int | None = None) -> KafkaProducer:
+        """The live producer, built now if the last one was retired. Concurrent callers
+        share one build; a caller that gives up (cancelled) does not lose it: `_built`
+        installs (or closes) the producer whenever the build ends."""
+        async with self._lock:
+            if self._closed:
+                raise KafkaError("publisher closed")
+            if self._producer is not None:
+                return self._producer
+            if self._building is None:
+                self._building = asyncio.ensure_future(asyncio.to_thread(
+                    _build_producer, self._settings, self._options, bootstrap_timeout_ms))
+                self._building.add_done_callback(self._built)
+            build = self._building
+        producer = await asyncio.shield(build)  # `_built` has run by the time this returns
+        if self._producer is not producer:
+            raise KafkaError("publisher closed")
+        return producer
+
+    def _built(self, build: asyncio.Future[KafkaProducer]) -> None:
+        """Runs on the loop when a build ends: the new producer goes live unless the
+        publisher closed meanwhile (then it is closed too)."""
+        self._building = None
+        if build.cancelled() or build.exception() is not None:
+            return
+        producer = build.result()
+        if self._producer is None and not self._closed:
+            self._producer = producer
+            log.info("kafka producer built")
+        else:
+            self._retire_in_background(producer)
+
+    def _retire(self, producer: KafkaProducer) -> None:
+        """After a failed publish: stop using `producer` (once, whoever noticed first)."""
+        self._healthy = False
+        if self._producer is producer:
+            self._producer = None
+            log.warning("kafka producer retired after a failed publish; the next publish "
+                        "or readiness probe builds a fresh one")
+            self._retire_in_background(producer)
+
+    def _retire_in_background(self, producer: KafkaProducer) -> None:
+        task = asyncio.get_running_loop().create_task(
+            asyncio.to_thread(_close_producer, producer, 0.0))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    # --- publishing --------------------------------------------------------------------
+
     async def publish(self, envelopes: Sequence[Envelope], timestamp_ms: int) -> None:
-        """Publish and wait for every acknowledgement; PublishError if any record failed."""
+        """Publish and wait for every acknowledgement, at most publish_timeout_ms in all;
+        PublishError if any record was not acknowledged by then."""
         if not envelopes:
             return
+        deadline = time.monotonic() + self._options.publish_timeout_ms / 1000
         records = [self._records(env) for env in envelopes]
         try:
-            await asyncio.to_thread(self._send_all, records, timestamp_ms)
-        except KafkaError as exc:
-            raise PublishError(f"Kafka failed: {type(exc).__name__}", frozenset()) from exc
+            producer = await asyncio.wait_for(self._current(), _left(deadline))
+        except Exception as exc:  # no producer: NoBrokersAvailable, timeout...
+            self._healthy = False
+            raise PublishError(f"Kafka unavailable: {type(exc).__name__}", frozenset()) from exc
+        job = asyncio.ensure_future(
+            asyncio.to_thread(self._send_all, producer, records, timestamp_ms, deadline))
+        try:
+            # The thread keeps the same deadline; the margin covers thread scheduling only.
+            published, error = await asyncio.wait_for(asyncio.shield(job), _left(deadline) + 1.0)
+        except TimeoutError:  # a send blocked past the deadline: none counts as published
+            published, error = frozenset(), KafkaTimeoutError("publish deadline passed")
+        if error is not None or len(published) != len(records):
+            self._retire(producer)
+            raise PublishError(
+                f"Kafka did not acknowledge {len(records) - len(published)} of {len(records)} "
+                f"events ({type(error).__name__ if error else 'timeout'})",
+                published,
+            )
+        if self._producer is producer:
+            self._healthy = True
 
-    def _records(self, env: Envelope) -> tuple[bytes, bytes, bool]:
+    def _records(self, env: Envelope) -> _Record:
         key, broadcast = routing_key(env, self._secret)
         return key, envelope_to_proto(env).SerializeToString(), broadcast
 
-    def _send_all(self, records: list[tuple[bytes, bytes, bool]], timestamp_ms: int) -> None:
-        """Runs in a worker thread: send everything, flush, then collect the acks."""
-        producer, topic = self._producer, self._topic
+    def _send_all(self, producer: KafkaProducer, records: list[_Record], timestamp_ms: int,
+                  deadline: float) -> tuple[frozenset[int], Exception | None]:
+        """Runs in a worker thread: send everything, then wait on the futures until
+        `deadline`. Returns the indexes of acknowledged records and the first error."""
+        topic = self._topic
+        try:
+            partitions = self._partitions(producer) if any(r[2] for r in records) else []
+        except KafkaError as exc:
+            return frozenset(), exc
         futures: list[list[Any]] = []
         first_error: Exception | None = None
-        try:
-            partitions = self._partitions() if any(r[2] for r in records) else []
-        except KafkaError as exc:
-            raise PublishError(f"no metadata for {topic}: {exc}", frozenset()) from exc
         for key, value, broadcast in records:
+            if time.monotonic() >= deadline:  # don't queue what cannot be acknowledged
+                first_error = first_error or KafkaTimeoutError("publish deadline passed")
+                break
             sent: list[Any] = []
             try:
                 if broadcast:
@@ -136,10 +257,6 @@ class EventPublisher:
                 first_error = first_error or exc
                 sent.append(None)
             futures.append(sent)
-        try:
-            producer.flush(timeout=self._options.delivery_timeout_ms / 1000)
-        except KafkaError as exc:  # KafkaTimeoutError: some records still unacknowledged
-            first_error = first_error or exc
         published: set[int] = set()
         for index, sent in enumerate(futures):
             ok = True
@@ -147,42 +264,101 @@ class EventPublisher:
                 if future is None:
                     ok = False
                     continue
-                if not future.is_done:
-                    ok = False
-                    continue
                 try:
-                    future.get(timeout=0)
-                except KafkaError as exc:
+                    future.get(timeout=_left(deadline))
+                except KafkaError as exc:  # KafkaTimeoutError here: the deadline passed
                     first_error = first_error or exc
                     ok = False
             if ok:
                 published.add(index)
-        if first_error is not None or len(published) != len(records):
-            raise PublishError(
-                f"Kafka did not acknowledge {len(records) - len(published)} of {len(records)} "
-                f"events ({type(first_error).__name__ if first_error else 'timeout'})",
-                frozenset(published),
-            )
+        return frozenset(published), first_error
+
+    # --- readiness and shutdown --------------------------------------------------------
 
     async def reachable(self, timeout: float = 1.0) -> bool:
-        """True if some bootstrap broker accepts a TCP connection (a readiness signal)."""
+        """True if some bootstrap broker accepts a TCP connection (a cheap liveness sign)."""
         return await asyncio.to_thread(bootstrap_reachable, self._settings.bootstrap, timeout)
+
+    async def ready(self) -> bool:
+        """Readiness: after a failed publish, False until a fresh producer has bootstrapped
+        (ApiVersions and metadata from the broker); otherwise the TCP check."""
+        if self._healthy:
+            return await self.reachable()
+        probe_ms = self._options.probe_timeout_ms
+        try:  # a producer built since the failure has bootstrapped: that is the proof
+            producer = await asyncio.wait_for(self._current(probe_ms), probe_ms / 1000 + 1.0)
+        except Exception as exc:  # kafka-python raises many kinds
+            log.info("kafka still unavailable: %s", type(exc).__name__)
+            return False
+        if self._producer is producer and not self._healthy:
+            self._healthy = True
+            log.info("kafka answers again")
+        return self._healthy
 
     async def close(self, timeout: float = 10.0) -> None:
         """Flush what is buffered and close the producer's network thread. Never raises:
         shutdown must go on to close the pool even if the broker is gone."""
-        await asyncio.to_thread(self._close, timeout)
+        async with self._lock:
+            self._closed = True
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            await asyncio.to_thread(_close_producer, producer, timeout)
+        if self._building is not None:  # `_built` closes what it brings
+            await asyncio.wait([self._building])
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
 
-    def _close(self, timeout: float) -> None:
-        try:
-            self._producer.close(timeout)
-        except KafkaError as exc:  # flush timed out: records no call was answered ACCEPTED for
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
+
+
+def _build_producer(settings: KafkaSettings, options: PublisherOptions,
+                    bootstrap_timeout_ms: int | None) -> KafkaProducer:
+    """Blocking: a connected producer (raises KafkaError if the broker does not answer).
+    A failed construction leaves its network client open (socket, selector, wakeup
+    pipe): it is closed here, or every failed probe during an outage would leak them."""
+    clients: list[Any] = []
+
+    def client(**configs: Any) -> Any:
+        made = KafkaNetClient(**configs)
+        clients.append(made)
+        return made
+
+    try:
+        return KafkaProducer(bootstrap_servers=settings.bootstrap, client_id="humiao-ingest",
+                             kafka_client=client,
+                             **options.producer_config(bootstrap_timeout_ms))
+    except BaseException:
+        for made in clients:
+            try:
+                made.close()
+            except Exception as exc:  # the construction error is the one to report
+                log.debug("closing a half-built kafka client: %s", type(exc).__name__)
+        raise
+
+
+def _close_producer(producer: KafkaProducer, timeout: float) -> None:
+    """Blocking: flush for up to `timeout`, then close; records still unacknowledged are
+    dropped (no call was answered ACCEPTED for them). Never raises."""
+    try:
+        producer.close(timeout)
+        return
+    except KafkaError as exc:  # the flush timed out
+        if timeout > 0:
             log.warning("kafka producer closed with unacknowledged records: %s",
                         type(exc).__name__)
-            sender = getattr(self._producer, "_sender", None)
-            if sender is not None:  # what close() would have done after a clean flush
-                sender.force_close()
-                sender.join(timeout)
+    except Exception:  # closing must not fail shutdown
+        log.exception("closing the kafka producer failed")
+        return
+    sender = getattr(producer, "_sender", None)
+    if sender is not None:  # what close() does after a clean flush, without the flush
+        sender.force_close()
+        sender.join(max(timeout, 5.0))
+    try:  # the aborted batches are complete now: release metrics and mark it closed
+        producer.close(0)
+    except Exception as exc:  # never raise from a close
+        log.warning("kafka producer close after abort: %s", type(exc).__name__)
 
 
 def bootstrap_reachable(bootstrap: str, timeout: float = 1.0) -> bool:

@@ -40,7 +40,7 @@ def routing_key(envelope: Envelope, secret: bytes) -> tuple[bytes, bool]:
         or getattr(body, "retracted_event_id", None)
         or getattr(body, "region", "")
     )
-    return pseudonym(secret, subject).encode(), True
+    return pseudonym(secret, str(subject)).encode(), True
 
 
 def ensure_topics(settings: KafkaSettings) -> None:

@@ -3,6 +3,7 @@ bench-results.json) and `run.details` (everything behind them)."""
 
 from __future__ import annotations
 
+import gc
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,6 @@ from humiao.bench.report import size_label
 
 if TYPE_CHECKING:
     from humiao.bench.cli import Run
-    from humiao.bench.workload import SizedCity
     from humiao.config import KafkaSettings
 
 #: The verifier's default micro-batch (VerifierSettings.humiao_verifier_batch_max).
@@ -49,32 +49,51 @@ def produce_input(run: Run, state: dict[str, Any]) -> None:
     from humiao.bench.workload import city_of_size, encode, produce
 
     args, ctx = run.args, run.ctx
+    # A million envelopes are tens of millions of objects: left to the collector, every
+    # full collection walks them, and the generator, the producer and the raw consumer of
+    # this process (which allocate per record) run at a third of their speed. So no
+    # collection while generating (the city has no reference cycles), the city frozen
+    # while produced, and only what later steps need kept once it is in Kafka.
     t = time.perf_counter()
-    sized = city_of_size(args.events, months=args.months, seed=args.seed)
+    gc.disable()
+    try:
+        sized = city_of_size(args.events, months=args.months, seed=args.seed)
+    finally:
+        gc.enable()
     gen_s = time.perf_counter() - t
-    state["city"] = sized
+    gc.freeze()
+    state["truth"] = len(sized.city.truth)
+    state["source"] = sized.city.config.source
+    state["ingest"] = list(sized.envelopes[: args.ingest_events])
+    state["city"] = True
     say(f"   city: {sized.city.children} children, {args.months} months, "
         f"{len(sized.city.events)} facts + {len(sized.city.corrections)} late corrections "
         f"({gen_s:.1f}s)")
     if not set(args.steps) & {"raw", "verifier", "two"}:
+        gc.unfreeze()
         return
     kafka = ctx.kafka("input")
     t = time.perf_counter()
     events, records = produce(ctx.bootstrap, kafka.events_topic, kafka.humiao_partitions,
                               encode(sized.envelopes, ctx.secret))
     produce_s = time.perf_counter() - t
+    detail = {
+        "children": sized.city.children, "disbursements": sized.city.disbursements,
+        "alerts_implied": len(sized.city.truth),
+    }
+    del sized
+    gc.unfreeze()
+    gc.collect()
     end = end_offsets(kafka)
     if sum(end.values()) != records:
         raise RuntimeError(f"topic holds {sum(end.values())} records, {records} were sent")
     state["kafka"], state["end"] = kafka, end
     run.details["input"] = {
-        "children": sized.city.children, "months": args.months, "events": events,
+        **detail, "months": args.months, "events": events,
         "records": records, "partitions": kafka.humiao_partitions,
         "records_per_partition": {str(p): n for p, n in sorted(end.items())},
         "generate_seconds": round(gen_s, 1), "produce_seconds": round(produce_s, 1),
         "produce_records_per_s": round(records / produce_s),
-        "disbursements": sized.city.disbursements,
-        "alerts_implied": len(sized.city.truth),
     }
     run.flat["input_events"], run.flat["input_records"] = events, records
     say(f"   produced {events} events as {records} records (broadcast facts go to every "
@@ -133,7 +152,7 @@ def verifier(run: Run, state: dict[str, Any], processes: int) -> None:
         f"{', '.join(f'{m:.0f}' for m in result.peak_rss_mb)} MB, CPU "
         f"{', '.join(f'{c:.0f}' for c in result.cpu_seconds)} s, "
         f"{result.alerts} alerts / {result.alert_versions} versions)")
-    truth = len(state["city"].city.truth)
+    truth = state["truth"]
     detail["implied_alerts_expected"] = truth
     if result.implied != truth:
         say(f"   NOTE: {result.implied} alerts implied, the city's truth has {truth}: "
@@ -143,9 +162,7 @@ def verifier(run: Run, state: dict[str, Any], processes: int) -> None:
 def ingest(run: Run, state: dict[str, Any]) -> None:
     from humiao.bench.ingest_runs import ingest_phase
 
-    sized: SizedCity = state["city"]
-    envelopes = sized.envelopes[: run.args.ingest_events]
-    result = ingest_phase(run.ctx, envelopes, sized.city.config.source)
+    result = ingest_phase(run.ctx, state["ingest"], state["source"])
     run.details["ingest"] = result
     run.flat["ingest_batch_events_per_s"] = result["batch"]["events_per_s"]
     run.flat["ingest_file_events_per_s"] = result["file"]["events_per_s"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import asyncpg
 
 from humiao.adapters.db import create_pool
-from humiao.adapters.publisher import EventPublisher
+from humiao.adapters.publisher import EventPublisher, PublisherOptions
 from humiao.adapters.topics import ensure_topics
 from humiao.api.ingest.v1 import ingest_pb2_grpc
 from humiao.config import DatabaseSettings, KafkaSettings, PrivacySettings, ServiceSettings
@@ -32,6 +32,25 @@ from humiao.ingest.service import SERVICE_NAME, Dependencies, IngestServicer
 from humiao.runtime import Registration, run_grpc_service, setup_logging
 
 log = logging.getLogger("humiao.ingest")
+
+#: Seconds one publish may wait for Kafka in all before the call is answered UNAVAILABLE.
+PUBLISH_TIMEOUT_ENV = "HUMIAO_INGEST_PUBLISH_TIMEOUT_SECONDS"
+DEFAULT_PUBLISH_TIMEOUT = 10.0
+
+
+def publisher_options(env: Mapping[str, str]) -> PublisherOptions:
+    """Producer timing from HUMIAO_INGEST_PUBLISH_TIMEOUT_SECONDS (RuntimeError if bad)."""
+    raw = env.get(PUBLISH_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return PublisherOptions.with_publish_timeout(DEFAULT_PUBLISH_TIMEOUT)
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = float("nan")
+    if not 0.5 <= seconds <= 600:  # also false for nan
+        raise RuntimeError(f"{PUBLISH_TIMEOUT_ENV}: must be a number of seconds from 0.5 "
+                           f"to 600, got {raw!r}")
+    return PublisherOptions.with_publish_timeout(seconds)
 
 
 def database_dsn(settings: DatabaseSettings) -> str:
@@ -50,6 +69,7 @@ async def connect(
     dsn: str,
     secret: bytes,
     stop: asyncio.Event,
+    options: PublisherOptions | None = None,
 ) -> None:
     """Retry until PostgreSQL (migrated) and Kafka (topics, producer) both answer."""
     delay = 0.25
@@ -66,7 +86,7 @@ async def connect(
         if deps.publisher is None:
             try:
                 await asyncio.to_thread(ensure_topics, kafka)
-                deps.publisher = await EventPublisher.open(kafka, secret)
+                deps.publisher = await EventPublisher.open(kafka, secret, options)
                 log.info("kafka connected, topic=%s", kafka.events_topic)
             except Exception as exc:  # kafka-python raises many kinds; any means "not yet"
                 log.warning("kafka not reachable yet: %s", type(exc).__name__)
@@ -80,12 +100,13 @@ async def connect(
 
 
 async def readiness(deps: Dependencies) -> bool:
-    """SERVING only while PostgreSQL answers SELECT 1 and a Kafka broker accepts connections."""
+    """SERVING only while PostgreSQL answers SELECT 1 and Kafka is usable: a broker accepts
+    connections and, after a failed publish, a fresh producer has reached it again."""
     if not deps.ready.is_set() or deps.pool is None or deps.publisher is None:
         return False
     async with deps.pool.acquire(timeout=2.0) as conn:
         await conn.fetchval("SELECT 1")
-    return await deps.publisher.reachable()
+    return await deps.publisher.ready()
 
 
 async def close(deps: Dependencies) -> None:
@@ -109,12 +130,13 @@ async def serve(
     credentials: CredentialStore = load_credentials(env.get(ENV_VAR))
     log.info("loaded %d source credentials", len(credentials))
     kafka.bootstrap  # noqa: B018 (fail fast with a clear message if unset)
+    options = publisher_options(env)
     dsn = await asyncio.to_thread(database_dsn, db)
     deps = Dependencies()
     servicer = IngestServicer(deps, credentials)
 
     async def connect_job(stop_event: asyncio.Event) -> None:
-        await connect(deps, kafka, db, dsn, privacy.secret, stop_event)
+        await connect(deps, kafka, db, dsn, privacy.secret, stop_event, options)
 
     async def probe() -> bool:
         return await readiness(deps)

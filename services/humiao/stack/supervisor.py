@@ -31,6 +31,7 @@ from typing import Any
 
 from humiao.config import KafkaSettings
 from humiao.stack.database import ensure_database, resolve_admin_dsn, with_database
+from humiao.verifier.progress import DEFAULT_GROUP
 
 #: Start order; `stop_stack` stops them in this order too: ingest first so nothing new
 #: arrives, then the verifier (it finishes and commits its batch), then the desk.
@@ -45,7 +46,6 @@ DEV_SOURCE = "humiao-dev"
 DEV_STAFF = "developer"
 STATE_FILE = "stack.json"
 DEFAULT_DATABASE = "humiao"
-DEFAULT_GROUP = "humiao-verifier"
 
 #: Popen objects of the processes this process started, so stopping them also reaps them.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}

@@ -10,9 +10,11 @@ from __future__ import annotations
 import bisect
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from humiao.observability import PoolGauge, SizedPool
 
 EVENTS = Counter(
     "humiao_verifier_events_total", "Facts processed, by body kind (duplicates included)", ["kind"]
@@ -85,9 +87,7 @@ OUTBOX_BACKLOG = Gauge(
 OUTBOX_PUBLISHED = Counter(
     "humiao_verifier_outbox_published_total", "Alert versions published to the alerts topic"
 )
-DB_POOL_IN_USE = Gauge(
-    "humiao_verifier_db_pool_in_use", "PostgreSQL connections of the pool currently in use"
-)
+DB_POOL = PoolGauge("verifier")
 
 
 def observe_many(histogram: Histogram, values: Iterable[float]) -> None:
@@ -171,5 +171,5 @@ class VerifierMetrics:
         if published:
             OUTBOX_PUBLISHED.inc(published)
 
-    def watch_pool(self, in_use: Callable[[], float]) -> None:
-        DB_POOL_IN_USE.set_function(in_use)
+    def watch_pool(self, pool: SizedPool) -> None:
+        DB_POOL.track(pool)

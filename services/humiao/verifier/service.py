@@ -39,8 +39,9 @@ class VerifierSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
     humiao_verifier_group: str = DEFAULT_GROUP
-    #: Records per micro-batch at most.
-    humiao_verifier_batch_max: int = Field(default=5000, ge=1, le=100_000)
+    #: Records per micro-batch at most. Batches are only this big when records wait (a
+    #: backlog or replay): each child is then evaluated once per batch, not per record.
+    humiao_verifier_batch_max: int = Field(default=20_000, ge=1, le=200_000)
     #: How long a batch waits for more records once the first arrived.
     humiao_verifier_linger_ms: int = Field(default=50, ge=0, le=10_000)
     #: Consumer-group session timeout: how soon a dead member's partitions move.
@@ -48,6 +49,8 @@ class VerifierSettings(BaseSettings):
     humiao_verifier_outbox_batch: int = Field(default=1000, ge=1)
     #: Decoded facts kept in memory (by event id) so reloaded facts are not decoded again.
     humiao_verifier_decoded_cache: int = Field(default=200_000, ge=0)
+    #: Children whose facts are kept in memory (memory.py); 0 turns the working set off.
+    humiao_verifier_cached_children: int = Field(default=200_000, ge=0)
     #: Optional per-region policy file (TOML); unset: the built-in defaults.
     humiao_policy_file: str | None = None
 
@@ -89,7 +92,7 @@ class Verifier:
         """Open the pool (migrating the schema), start the relay and the consumer thread."""
         self.pool = await create_pool(self.dsn, min_size=self.pool_min, max_size=self.pool_max)
         pool = self.pool
-        self.metrics.watch_pool(lambda: float(pool.get_size() - pool.get_idle_size()))
+        self.metrics.watch_pool(pool)
         s = self.settings
         self.relay = OutboxRelay(
             pool,
@@ -110,6 +113,7 @@ class Verifier:
             policies=self.policies,
             metrics=self.metrics,
             decoded_cache=s.humiao_verifier_decoded_cache,
+            cached_children=s.humiao_verifier_cached_children,
         )
         self.consumer = ConsumerLoop(
             bootstrap=self.kafka.bootstrap,
