@@ -37,6 +37,8 @@ from humiao.domain.events import Envelope
 
 log = logging.getLogger(__name__)
 
+#: How long a readiness probe waits for a fresh producer before saying "not yet".
+PROBE_WAIT_SECONDS = 0.5
 #: (key, value, broadcast to every partition)
 _Record = tuple[bytes, bytes, bool]
 
@@ -65,7 +67,7 @@ class PublisherOptions:
     request_timeout_ms: int = 5_000
     #: Connecting a fresh producer (ApiVersions and metadata) at start and after a failure.
     bootstrap_timeout_ms: int = 5_000
-    #: Bound of one readiness probe after a failure (a fresh producer's bootstrap).
+    #: Bootstrap timeout of a fresh producer built by a readiness probe after a failure.
     probe_timeout_ms: int = 1_500
 
     @classmethod
@@ -284,9 +286,12 @@ class EventPublisher:
         (ApiVersions and metadata from the broker); otherwise the TCP check."""
         if self._healthy:
             return await self.reachable()
-        probe_ms = self._options.probe_timeout_ms
-        try:  # a producer built since the failure has bootstrapped: that is the proof
-            producer = await asyncio.wait_for(self._current(probe_ms), probe_ms / 1000 + 1.0)
+        # A producer built since the failure has bootstrapped (ApiVersions and metadata):
+        # that is the proof. Wait for a build only briefly, so health turns NOT_SERVING
+        # promptly; a build still going on is kept and answers the next probe.
+        try:
+            producer = await asyncio.wait_for(self._current(self._options.probe_timeout_ms),
+                                              PROBE_WAIT_SECONDS)
         except Exception as exc:  # kafka-python raises many kinds
             log.info("kafka still unavailable: %s", type(exc).__name__)
             return False

@@ -55,7 +55,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--latency-rate", type=int, default=1000, help="events/s fed (1000)")
     p.add_argument("--latency-seconds", type=float, help="seconds of steady feed (25)")
     p.add_argument("--memory-children", help="comma-separated sizes (10000,100000,1000000)")
-    p.add_argument("--memory-events-per-child", type=int, choices=(2, 3), default=3,
+    p.add_argument("--memory-events-per-child", type=int, choices=(2, 3), default=2,
                    help="3: enrollment, guardian, payment; 2: no guardian (child is payee)")
     p.add_argument("--only", help=f"comma-separated steps of {','.join(STEPS)} (all)")
     p.add_argument("--profile", action="store_true",

@@ -112,6 +112,7 @@ class VerifierRun:
     outbox_backlog: int
     implied_by_code: dict[str, int]
     profile: ProfileSummary | None = None
+    code: str = ""
 
     @property
     def implied(self) -> int:
@@ -137,7 +138,24 @@ class VerifierRun:
             "outbox_backlog_at_end": self.outbox_backlog,
             "implied_alerts": self.implied,
             "implied_by_code": self.implied_by_code,
+            "code_fingerprint": self.code,
         }
+
+
+def code_fingerprint() -> str:
+    """Short hash of the verifier's and the domain's source as this run spawned them (the
+    code under test changes while people work; this tells runs apart)."""
+    import hashlib
+
+    import humiao
+
+    root = Path(humiao.__file__).parent
+    digest = hashlib.sha256()
+    for sub in ("verifier", "domain", "adapters"):
+        for path in sorted((root / sub).glob("*.py")):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -214,6 +232,7 @@ def run_verifiers(ctx: BenchContext, kafka: KafkaSettings, processes: int, tag: 
     sampler: Sampler | None = None
     summary: ProfileSummary | None = None
     try:
+        code = code_fingerprint()
         spawned = time.perf_counter()
         for i in range(processes):
             services.append(spawn(f"verifier-{tag}-{i}", "humiao.verifier",
@@ -243,6 +262,7 @@ def run_verifiers(ctx: BenchContext, kafka: KafkaSettings, processes: int, tag: 
             outbox_backlog=backlog,
             implied_by_code=implied,
             profile=summary,
+            code=code,
         )
     finally:
         if sampler is not None:
