@@ -264,7 +264,7 @@ class _Checker:
         return value
 
     def enum(self, path: str, value: Any, kind: type[E]) -> E:
-        placeholder = next(iter(kind))
+        placeholder: E = _FIRST_MEMBER[kind]
         if not isinstance(value, int) or isinstance(value, bool):
             self.bad(path, f"must be a {kind.__name__} value")
             return placeholder
@@ -463,6 +463,22 @@ def validate_envelope(
     was set; `extra` carries violations an adapter found while decoding (e.g. a
     timestamp that no datetime can hold) so they are reported with the rest.
     """
+    if type(extra) in (tuple, list) and not extra:
+        fast = _validate_fast(event_id, recorded_at, source, kind, body)
+        if fast is not None:
+            return fast
+    return _validate_full(event_id, recorded_at, source, kind, body, extra)
+
+
+def _validate_full(
+    event_id: Any,
+    recorded_at: dt.datetime | None,
+    source: Any,
+    kind: str | None,
+    body: Any,
+    extra: Iterable[FieldViolation],
+) -> Envelope:
+    """The authoritative path: collects every violation (the fast path defers to it)."""
     violations = list(extra)
     when: dt.datetime | None = None
     if not any(v.field == "recordedAt" for v in violations):
