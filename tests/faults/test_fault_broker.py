@@ -50,9 +50,9 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(2
 SEED = 777
 GROUP = "fault-broker"
 TOKEN = "fault-broker-source"
-#: ingest's producer gives up on a record after 30 s (PublisherOptions.delivery_timeout_ms);
-#: the call must be answered not long after.
-UNAVAILABLE_WITHIN = 45.0
+#: ingest gives up on a publish after HUMIAO_INGEST_PUBLISH_TIMEOUT_SECONDS (10 s by default);
+#: the call must be answered not long after (slack for a loaded 2-core machine).
+UNAVAILABLE_WITHIN = 20.0
 
 
 @pytest.fixture
@@ -156,4 +156,4 @@ async def test_broker_frozen_then_thawed(
     # Checked last, so the recovery above is proven whatever this says.
     assert refused_after < UNAVAILABLE_WITHIN, (
         f"ingest answered UNAVAILABLE only {refused_after:.0f}s after the freeze "
-        f"(its producer's delivery timeout is 30 s)")
+        f"(its publish deadline is 10 s)")
