@@ -13,34 +13,38 @@ and check that
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import importlib.util
-import json
-import os
 import random
 import re
-import signal
-import subprocess
 import sys
-import time
-import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import prometheus_client
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
+from faults.fault_support import (
+    ServiceProcess,
+    bearer,
+    citizen_ids_in_value,
+    service_env,
+    source_credentials,
+    staff_credentials,
+    start_serving,
+    stop_all,
+    wait_until,
+)
 from humiao.adapters.codec import envelope_to_proto
 from humiao.api.desk.v1 import desk_pb2, desk_pb2_grpc
 from humiao.api.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+from humiao.config import KafkaSettings
 from humiao.domain.identity import looks_like_citizen_id, pseudonym
 from strategies import random_envelope
 
@@ -52,7 +56,6 @@ SOURCE_TOKEN = "scrape-test-source-token"
 STAFF_TOKEN = "scrape-test-staff-token"
 PSEUDONYM_KEY = "scrape-test-pseudonym-key"
 HEX32 = re.compile(r"[0-9a-f]{32}")
-T = TypeVar("T")
 
 
 def load_lint() -> ModuleType:
@@ -67,123 +70,34 @@ def load_lint() -> ModuleType:
 lint = load_lint()
 
 
-def sha256(token: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def wait_for(what: str, check: Callable[[], T | None], deadline: float) -> T:
-    """Poll `check` until it returns something truthy, or fail naming `what`."""
-    delay = 0.05
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
-
-
-@dataclass
-class Running:
-    name: str
-    proc: subprocess.Popen[bytes]
-    ready_file: Path
-    log: Path
-    info: dict[str, Any] | None = None
-
-    def read_ready(self) -> dict[str, Any] | None:
-        if self.proc.poll() is not None:
-            raise AssertionError(
-                f"{self.name} exited with {self.proc.returncode}:\n{self.log.read_text()[-3000:]}"
-            )
-        if not self.ready_file.exists():
-            return None
-        self.info = json.loads(self.ready_file.read_text())
-        return self.info
-
-    def scrape(self) -> str:
-        assert self.info is not None
-        with urllib.request.urlopen(self.info["metrics"], timeout=5) as answer:
-            return str(answer.read().decode())
-
-    def serving(self) -> bool:
-        assert self.info is not None
-        with grpc.insecure_channel(self.info["grpc"]) as channel:
-            try:
-                answer = health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=2
-                )
-            except grpc.RpcError:
-                return False
-        return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
-
-
 @pytest.fixture
 def services(
     kafka_bootstrap: str, database_url: str, tmp_path: Path
-) -> Iterator[dict[str, Running]]:
+) -> Iterator[dict[str, ServiceProcess]]:
     """The three services as processes, each with its ready file and log."""
-    prefix = f"t{uuid.uuid4().hex[:10]}."
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "DATABASE_URL": database_url,
-        "HUMIAO_TOPIC_PREFIX": prefix,
-        "HUMIAO_PARTITIONS": "3",
-        "HUMIAO_PSEUDONYM_KEY": PSEUDONYM_KEY,
-        "HUMIAO_GRPC_HOST": "127.0.0.1",
-        "HUMIAO_GRPC_PORT": "0",
-        "HUMIAO_METRICS_PORT": "0",
-        "HUMIAO_SHUTDOWN_GRACE_SECONDS": "2",
-        "HUMIAO_VERIFIER_GROUP": f"scrape-{uuid.uuid4().hex[:8]}",
-        "HUMIAO_VERIFIER_LINGER_MS": "10",
-        "HUMIAO_DESK_GAUGE_SECONDS": "0.3",
-        "HUMIAO_SOURCE_CREDENTIALS": json.dumps(
-            {sha256(SOURCE_TOKEN): {"source": "scrape-test", "regions": "*", "kinds": "*"}}
-        ),
-        "HUMIAO_STAFF_CREDENTIALS": json.dumps(
-            {sha256(STAFF_TOKEN): {"name": "scraper", "role": "supervisor", "regions": "*"}}
-        ),
-        "PYTHONUNBUFFERED": "1",
-    }
-    running: dict[str, Running] = {}
+    kafka = KafkaSettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        humiao_topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        humiao_partitions=3,
+    )
+    env = service_env(
+        kafka,
+        database_url,
+        HUMIAO_PSEUDONYM_KEY=PSEUDONYM_KEY,
+        HUMIAO_VERIFIER_GROUP=f"scrape-{uuid.uuid4().hex[:8]}",
+        HUMIAO_VERIFIER_LINGER_MS="10",
+        HUMIAO_DESK_GAUGE_SECONDS="0.3",
+        HUMIAO_SOURCE_CREDENTIALS=source_credentials(**{SOURCE_TOKEN: ("scrape-test", "*", "*")}),
+        HUMIAO_STAFF_CREDENTIALS=staff_credentials(**{STAFF_TOKEN: ("scraper", "supervisor", "*")}),
+    )
+    running = start_serving(SERVICES, env, tmp_path)
     try:
-        for name in SERVICES:
-            log = tmp_path / f"{name}.log"
-            ready = tmp_path / f"{name}.ready.json"
-            with log.open("wb") as out:
-                proc = subprocess.Popen(
-                    [sys.executable, "-m", f"humiao.{name}"],
-                    env={**env, "HUMIAO_READY_FILE": str(ready)},
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=tmp_path,
-                )
-            running[name] = Running(name, proc, ready, log)
-        deadline = time.monotonic() + 60
-        for svc in running.values():
-            wait_for(f"{svc.name} ready file", svc.read_ready, deadline)
-            assert svc.info is not None and svc.info["service"] == svc.name
-            assert svc.info["pid"] == svc.proc.pid
-        for svc in running.values():
-            wait_for(f"{svc.name} SERVING", svc.serving, deadline)
         yield running
     finally:
-        for svc in running.values():
-            if svc.proc.poll() is None:
-                svc.proc.send_signal(signal.SIGTERM)
-        for svc in running.values():
-            try:
-                svc.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                svc.proc.kill()
-                svc.proc.wait(timeout=5)
+        stop_all(running.values())
 
 
-def drive_traffic(running: dict[str, Running]) -> tuple[list[str], int]:
+def drive_traffic(running: dict[str, ServiceProcess]) -> tuple[list[str], int]:
     """Send events (one duplicate, one invalid) and one desk query; return the ID numbers
     used and the number of events accepted."""
     rng = random.Random(20240611)
@@ -196,7 +110,7 @@ def drive_traffic(running: dict[str, Running]) -> tuple[list[str], int]:
         )
         for i in range(24)
     ]
-    ids = set().union(*(citizen_ids_in(e.body) for e in envelopes))
+    ids = set().union(*(citizen_ids_in_value(e.body) for e in envelopes))
     # a child ID number with a wrong check digit: rejected, and never echoed in a label
     child_fact = next(e for e in envelopes if hasattr(e.body, "child_id"))
     good = child_fact.body.child_id  # type: ignore[union-attr]
@@ -206,8 +120,8 @@ def drive_traffic(running: dict[str, Running]) -> tuple[list[str], int]:
     )
     ids.add(bad_id)
     protos = [envelope_to_proto(e) for e in envelopes]
-    metadata = (("authorization", f"Bearer {SOURCE_TOKEN}"),)
-    with grpc.insecure_channel(running["ingest"].info["grpc"]) as channel:  # type: ignore[index]
+    metadata = bearer(SOURCE_TOKEN)
+    with grpc.insecure_channel(running["ingest"].target) as channel:
         stub = ingest_pb2_grpc.IngestServiceStub(channel)
         first = stub.SubmitBatch(
             ingest_pb2.SubmitBatchRequest(events=[*protos, envelope_to_proto(invalid)]),
@@ -219,29 +133,15 @@ def drive_traffic(running: dict[str, Running]) -> tuple[list[str], int]:
         )
     assert first.accepted == len(protos) and first.rejected == 1, first
     assert again.duplicates == 3
-    with grpc.insecure_channel(running["desk"].info["grpc"]) as channel:  # type: ignore[index]
+    with grpc.insecure_channel(running["desk"].target) as channel:
         desk = desk_pb2_grpc.AlertDeskStub(channel)
         desk.ListAlerts(
             desk_pb2.ListAlertsRequest(page_size=10),
-            metadata=(("authorization", f"Bearer {STAFF_TOKEN}"),),
+            metadata=bearer(STAFF_TOKEN),
             timeout=10,
         )
     assert all(len(i) == 18 for i in ids) and len(ids) >= 10
     return sorted(ids), first.accepted
-
-
-def citizen_ids_in(value: Any) -> set[str]:
-    """Every citizen ID number inside an event body (parents included)."""
-    found: set[str] = set()
-    if dataclasses.is_dataclass(value):
-        for field in dataclasses.fields(value):
-            found |= citizen_ids_in(getattr(value, field.name))
-    elif isinstance(value, tuple):
-        for item in value:
-            found |= citizen_ids_in(item)
-    elif isinstance(value, str) and looks_like_citizen_id(value):
-        found.add(value)
-    return found
 
 
 def families(text: str) -> dict[str, Any]:
@@ -280,7 +180,7 @@ def declared_label_names(service: str, family_name: str) -> set[str] | None:
 
 
 def test_every_service_exports_the_documented_metrics_without_personal_data(
-    services: dict[str, Running],
+    services: dict[str, ServiceProcess],
 ) -> None:
     ids, accepted = drive_traffic(services)
 
@@ -291,8 +191,7 @@ def test_every_service_exports_the_documented_metrics_without_personal_data(
         )
         return processed >= accepted
 
-    deadline = time.monotonic() + 45
-    wait_for("the verifier to process the accepted events", verifier_caught_up, deadline)
+    wait_until("the verifier to process the accepted events", verifier_caught_up, 45)
 
     def desk_counted_alerts() -> bool:
         return any(
@@ -300,7 +199,7 @@ def test_every_service_exports_the_documented_metrics_without_personal_data(
             for s in families(services["desk"].scrape())["humiao_desk_open_alerts"].samples
         )
 
-    wait_for("the desk's open-alerts gauge", desk_counted_alerts, deadline)
+    wait_until("the desk's open-alerts gauge", desk_counted_alerts, 45)
 
     scrapes = {name: svc.scrape() for name, svc in services.items()}
     documented = lint.documented_metrics()

@@ -1,6 +1,7 @@
-"""Tools of the fault suite: service processes started from env vars (ready file, log file,
-health, metrics), a loopback TCP proxy that can cut and restore every connection through
-it, database reads the fault tests share, and a scanner for citizen ID numbers.
+"""Tools of the fault suite (and of the e2e metrics test): service processes started from
+env vars (ready file, log file, health, metrics), topics and databases of a test's own, a
+loopback TCP proxy that can cut and restore every connection through it, database reads
+the fault tests share, and scanners for citizen ID numbers.
 
 Everything here polls with deadlines; nothing sleeps blindly.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -22,7 +24,7 @@ import time
 import urllib.request
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,9 +33,11 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from humiao.adapters.topics import ensure_topics
 from humiao.config import KafkaSettings
 from humiao.domain.identity import looks_like_citizen_id
 from humiao.stack.broker import free_port
+from humiao.stack.database import drop_database, ensure_database
 
 T = TypeVar("T")
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -227,6 +231,50 @@ def stop_all(services: Iterable[ServiceProcess]) -> dict[str, int | None]:
             svc.proc.wait(10)
             codes[svc.name] = None
     return codes
+
+
+def start_serving(names: Iterable[str], env: dict[str, str], workdir: Path,
+                  timeout: float = 60.0) -> dict[str, ServiceProcess]:
+    """Start every named service, then wait until each is ready and SERVING; if one is
+    not, stop them all before failing (no process outlives a failed setup)."""
+    services = {name: ServiceProcess(name, env, workdir).start() for name in names}
+    try:
+        for svc in services.values():
+            svc.wait_ready(timeout)
+            svc.wait_health(SERVING, timeout)
+    except BaseException:
+        stop_all(services.values())
+        raise
+    return services
+
+
+# --- topics and databases of a test's own ------------------------------------------------
+
+
+def new_topics(bootstrap: str, partitions: int = 4) -> KafkaSettings:
+    """Fresh topics (events, alerts, dead letters) under a prefix of their own."""
+    settings = KafkaSettings(
+        kafka_bootstrap_servers=bootstrap,
+        humiao_topic_prefix=f"f{uuid.uuid4().hex[:10]}.",
+        humiao_partitions=partitions,
+    )
+    ensure_topics(settings)
+    return settings
+
+
+def database_name() -> str:
+    return f"humiao_fault_{uuid.uuid4().hex[:12]}"
+
+
+@contextlib.contextmanager
+def migrated_database(admin_dsn: str) -> Iterator[str]:
+    """A fresh database with the schema in place, for a module's stack; dropped after."""
+    name = database_name()
+    dsn = asyncio.run(ensure_database(admin_dsn, name))
+    try:
+        yield asyncio.run(migrate(dsn))
+    finally:
+        asyncio.run(drop_database(admin_dsn, name))
 
 
 # --- a loopback TCP proxy that can be cut ------------------------------------------------
@@ -425,6 +473,36 @@ async def wait_committed(dsn: str, group: str, ends: Mapping[int, int], timeout:
     return await await_until("the verifier to commit every record", check, timeout, 0.2)
 
 
+async def wait_settled(dsn: str, group: str, ends: Mapping[int, int], timeout: float,
+                       alive: Callable[[], None] | None = None) -> None:
+    """Until the verifier has committed up to `ends` and its outbox is empty (every
+    alert version it wrote is on the wire)."""
+    await wait_committed(dsn, group, ends, timeout, alive)
+
+    async def drained() -> bool:
+        if alive is not None:
+            alive()
+        return await outbox_backlog(dsn) == 0
+
+    await await_until("the outbox to drain", drained, 30)
+
+
+def wire_versions(kafka: KafkaSettings) -> tuple[dict[tuple[str, int], bytes], int]:
+    """(alert id, version) -> payload as found on the alerts topic; plus how many records
+    were repeats. A repeat must carry the same bytes (at-least-once, deduplicable)."""
+    seen: dict[tuple[str, int], bytes] = {}
+    repeats = 0
+    for rec in read_all(kafka.bootstrap, kafka.alerts_topic):
+        headers = {k: v.decode() for k, v in rec.headers}
+        key = (rec.key.decode(), int(headers["version"]))
+        assert headers["alert-id"] == key[0]
+        if key in seen:
+            repeats += 1
+            assert seen[key] == rec.value, f"{key} published twice with different payloads"
+        seen[key] = rec.value
+    return seen, repeats
+
+
 # --- reading what the verifier committed -----------------------------------------------
 
 
@@ -469,6 +547,12 @@ async def version_history(dsn: str) -> dict[str, list[tuple[int, str]]]:
     return dict(out)
 
 
+async def stored_payloads(dsn: str) -> dict[tuple[str, int], bytes]:
+    """(alert id, version) -> payload, as the database recorded every version."""
+    rows = await fetch(dsn, "SELECT alert_id, version, payload FROM alert_versions")
+    return {(r["alert_id"], r["version"]): bytes(r["payload"]) for r in rows}
+
+
 def assert_contiguous(history: Mapping[str, list[tuple[int, str]]]) -> None:
     """Versions of every alert run 1..n: none missing, none twice."""
     for aid, versions in history.items():
@@ -482,6 +566,20 @@ def assert_contiguous(history: Mapping[str, list[tuple[int, str]]]) -> None:
 def citizen_ids_in_text(text: str) -> list[str]:
     """Every 18-character run shaped like a citizen ID number with a valid check digit."""
     return [m for m in CITIZEN_ID_PATTERN.findall(text) if looks_like_citizen_id(m)]
+
+
+def citizen_ids_in_value(value: Any) -> set[str]:
+    """Every citizen ID number inside an event body (parents and nested tuples included)."""
+    found: set[str] = set()
+    if dataclasses.is_dataclass(value):
+        for f in dataclasses.fields(value):
+            found |= citizen_ids_in_value(getattr(value, f.name))
+    elif isinstance(value, tuple):
+        for item in value:
+            found |= citizen_ids_in_value(item)
+    elif isinstance(value, str) and looks_like_citizen_id(value):
+        found.add(value)
+    return found
 
 
 def citizen_ids_in_bytes(data: bytes) -> list[str]:

@@ -15,38 +15,38 @@ DEBUG), after a whole city went through it by the bulk file import.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 from fault_support import (
-    SERVING,
     ServiceProcess,
-    await_until,
     bearer,
     citizen_ids_in_bytes,
     citizen_ids_in_text,
+    citizen_ids_in_value,
     fetch,
-    migrate,
-    outbox_backlog,
+    migrated_database,
+    new_topics,
     read_all,
     service_env,
     source_credentials,
     staff_credentials,
+    start_serving,
     stop_all,
     true_end_offsets,
     wait_committed,
+    wait_settled,
 )
 from kafka import KafkaProducer
 
 from humiao.adapters.codec import envelope_to_proto, proto_to_json
-from humiao.adapters.topics import ensure_topics
 from humiao.api.alerts.v1 import alerts_pb2
 from humiao.api.desk.v1 import desk_pb2, desk_pb2_grpc
 from humiao.api.events.v1 import events_pb2
@@ -56,7 +56,6 @@ from humiao.config import KafkaSettings
 from humiao.domain import events as ev
 from humiao.domain.identity import looks_like_citizen_id, pseudonym
 from humiao.domain.values import Period, Program, Situation
-from humiao.stack.database import drop_database, ensure_database
 from humiao.verifier.synthetic import at, citizen_id, city
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(180)]
@@ -98,28 +97,16 @@ class City:
         return {a["alert_id"] for a in self.a_alerts} | self.a_children | keys
 
 
-def ids_in(value: Any) -> set[str]:
-    found: set[str] = set()
-    if dataclasses.is_dataclass(value):
-        for f in dataclasses.fields(value):
-            found |= ids_in(getattr(value, f.name))
-    elif isinstance(value, tuple):
-        for item in value:
-            found |= ids_in(item)
-    elif isinstance(value, str) and looks_like_citizen_id(value):
-        found.add(value)
-    return found
-
-
 @pytest.fixture(scope="module")
 def city_stack(kafka_bootstrap: str, admin_dsn: str,
                tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
-    kafka = KafkaSettings(kafka_bootstrap_servers=kafka_bootstrap,
-                          humiao_topic_prefix=f"p{uuid.uuid4().hex[:10]}.", humiao_partitions=3)
-    ensure_topics(kafka)
-    name = f"humiao_fault_{uuid.uuid4().hex[:12]}"
-    dsn = asyncio.run(ensure_database(admin_dsn, name))
-    asyncio.run(migrate(dsn))
+    kafka = new_topics(kafka_bootstrap, partitions=3)
+    with migrated_database(admin_dsn) as dsn:
+        yield from _city(kafka, dsn, tmp_path_factory.mktemp("city"))
+
+
+def _city(kafka: KafkaSettings, dsn: str, work: Path) -> Iterator[City]:
+    """The three services on `kafka` and `dsn`, with the whole city imported and settled."""
     env = service_env(
         kafka, dsn,
         HUMIAO_LOG_LEVEL="DEBUG",
@@ -131,12 +118,8 @@ def city_stack(kafka_bootstrap: str, admin_dsn: str,
         HUMIAO_SOURCE_CREDENTIALS=source_credentials(**SOURCES),
         HUMIAO_STAFF_CREDENTIALS=staff_credentials(**STAFF),
     )
-    work = tmp_path_factory.mktemp("city")
-    services = {n: ServiceProcess(n, env, work).start() for n in ("ingest", "verifier", "desk")}
+    services = start_serving(("ingest", "verifier", "desk"), env, work)
     try:
-        for svc in services.values():
-            svc.wait_ready()
-            svc.wait_health(SERVING, 60)
         history = city(60, months=12, seed=SEED)
         lines = work / "city.jsonl"
         lines.write_text("".join(proto_to_json(envelope_to_proto(e)) + "\n"
@@ -149,25 +132,20 @@ def city_stack(kafka_bootstrap: str, admin_dsn: str,
         ends = true_end_offsets(kafka.bootstrap, kafka.events_topic)
 
         async def settle() -> list[Any]:
-            await wait_committed(dsn, GROUP, ends, 90, alive=services["verifier"].assert_alive)
-
-            async def drained() -> bool:
-                return await outbox_backlog(dsn) == 0
-            await await_until("the outbox to drain", drained, 30)
+            await wait_settled(dsn, GROUP, ends, 90, alive=services["verifier"].assert_alive)
             return await fetch(dsn, "SELECT alert_id, region, child_id, status, version"
                                     " FROM alerts ORDER BY alert_id")
 
         rows = [dict(r) for r in asyncio.run(settle())]
         stack = City(kafka, dsn, services, history)
         for env_ in history.envelopes:
-            stack.ids |= ids_in(env_.body)
+            stack.ids |= citizen_ids_in_value(env_.body)
         stack.a_alerts = [r for r in rows if r["region"] == A]
         stack.a_children = {c for c in history.child_ids if c.startswith(A)}
         assert len(stack.a_alerts) >= 3 and any(r["region"] == B for r in rows)
         yield stack
     finally:
         codes = stop_all(services.values())
-        asyncio.run(drop_database(admin_dsn, name))
     assert set(codes.values()) == {0}, {n: s.tail() for n, s in services.items()}
 
 

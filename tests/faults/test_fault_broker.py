@@ -20,7 +20,6 @@ import grpc
 import pytest
 from fault_support import (
     SERVING,
-    ServiceProcess,
     await_until,
     bearer,
     fetch,
@@ -28,6 +27,7 @@ from fault_support import (
     read_all,
     service_env,
     source_credentials,
+    start_serving,
     stop_all,
     true_end_offsets,
     wait_committed,
@@ -85,13 +85,9 @@ async def test_broker_frozen_then_thawed(
         HUMIAO_VERIFIER_SESSION_TIMEOUT_MS="10000",
         HUMIAO_SOURCE_CREDENTIALS=source_credentials(**{TOKEN: ("synthetic", "*", "*")}),
     )
-    ingest = ServiceProcess("ingest", env, tmp_path).start()
-    verifier = ServiceProcess("verifier", env, tmp_path).start()
-    services = (ingest, verifier)
+    services = start_serving(("ingest", "verifier"), env, tmp_path)
+    ingest, verifier = services["ingest"], services["verifier"]
     try:
-        for svc in services:
-            svc.wait_ready()
-            svc.wait_health(SERVING, 60)
         channel = grpc.aio.insecure_channel(ingest.target)
         stub = ingest_pb2_grpc.IngestServiceStub(channel)
         answer = await stub.SubmitBatch(ingest_pb2.SubmitBatchRequest(events=first),
@@ -110,7 +106,7 @@ async def test_broker_frozen_then_thawed(
         except grpc.aio.AioRpcError as exc:
             outcome = exc.code().name
         refused_after = time.monotonic() - frozen_at
-        for svc in services:
+        for svc in services.values():
             svc.assert_alive()
         frozen_for = time.monotonic() - frozen_at
         own_broker.process.send_signal(signal.SIGCONT)
@@ -147,8 +143,8 @@ async def test_broker_frozen_then_thawed(
     finally:
         if own_broker.process.poll() is None:
             own_broker.process.send_signal(signal.SIGCONT)
-        codes = stop_all(services)
-    assert codes == {"ingest": 0, "verifier": 0}, {s.name: s.tail() for s in services}
+        codes = stop_all(services.values())
+    assert codes == {"ingest": 0, "verifier": 0}, {n: s.tail() for n, s in services.items()}
     print(f"\nbroker frozen {frozen_for:.1f}s: ingest answered UNAVAILABLE after "
           f"{refused_after:.1f}s for {len(second)} events; retry after the thaw: "
           f"{retry.accepted} accepted, {retry.duplicates} duplicate; "

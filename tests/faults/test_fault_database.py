@@ -28,20 +28,22 @@ from fault_support import (
     await_until,
     bearer,
     committed_offsets,
+    committed_total,
     fetch,
     host_port,
     metric_value,
     migrate,
-    outbox_backlog,
-    read_all,
     service_env,
     source_credentials,
     staff_credentials,
+    start_serving,
     stop_all,
+    stored_payloads,
     true_end_offsets,
     version_history,
     via_proxy,
-    wait_committed,
+    wait_settled,
+    wire_versions,
 )
 
 from humiao.adapters.codec import envelope_to_proto
@@ -100,13 +102,9 @@ async def test_postgres_cut_mid_processing_then_restored(
         HUMIAO_STAFF_CREDENTIALS=staff_credentials(
             **{STAFF_TOKEN: ("Supervisor", "supervisor", "*")}),
     )
-    services = {name: ServiceProcess(name, env, tmp_path).start()
-                for name in ("ingest", "verifier", "desk")}
-    try:
-        for svc in services.values():
-            svc.wait_ready()
-        for svc in services.values():
-            svc.wait_health(SERVING, 60)
+    services: dict[str, ServiceProcess] = {}
+    try:  # the proxy is closed whatever happens from here on
+        services.update(start_serving(("ingest", "verifier", "desk"), env, tmp_path))
         ingest_channel = grpc.aio.insecure_channel(services["ingest"].target)
         desk_channel = grpc.aio.insecure_channel(services["desk"].target)
         ingest = ingest_pb2_grpc.IngestServiceStub(ingest_channel)
@@ -120,7 +118,7 @@ async def test_postgres_cut_mid_processing_then_restored(
 
         async def some_committed() -> bool:
             verifier.assert_alive()
-            return sum(max(0, v) for v in (await committed_offsets(dsn, GROUP)).values()) > 0
+            return await committed_total(dsn, GROUP) > 0
 
         await await_until("a first committed batch", some_committed, 60, interval=0.01)
         open_connections = proxy.cut()
@@ -167,21 +165,12 @@ async def test_postgres_cut_mid_processing_then_restored(
             svc.wait_health(SERVING, 60)
         await submit(ingest, second)
         ends = await asyncio.to_thread(true_end_offsets, topics.bootstrap, topics.events_topic)
-        await wait_committed(dsn, GROUP, ends, 90, alive=verifier.assert_alive)
-
-        async def drained() -> bool:
-            return await outbox_backlog(dsn) == 0
-
-        await await_until("the outbox to drain", drained, 30)
+        await wait_settled(dsn, GROUP, ends, 90, alive=verifier.assert_alive)
         rows = await alert_rows(dsn)
         assert_alerts_match(rows, expected_drafts(history.envelopes, history.child_ids))
         assert_contiguous(await version_history(dsn))
-        stored = {(r["alert_id"], r["version"]): bytes(r["payload"]) for r in await fetch(
-            dsn, "SELECT alert_id, version, payload FROM alert_versions")}
-        wire = {(r.key.decode(), int(dict(r.headers)["version"])): r.value
-                for r in await asyncio.to_thread(read_all, topics.bootstrap,
-                                                 topics.alerts_topic)}
-        assert wire == stored
+        wire, _ = await asyncio.to_thread(wire_versions, topics)
+        assert wire == await stored_payloads(dsn)
         facts = await fetch(dsn, "SELECT count(*) AS n FROM facts")
         assert facts[0]["n"] == len(history.envelopes)
         listed = await desk.ListAlerts(desk_pb2.ListAlertsRequest(page_size=1),

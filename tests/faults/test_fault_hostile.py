@@ -30,10 +30,12 @@ from fault_support import (
     bearer,
     fetch,
     metric_value,
-    migrate,
+    migrated_database,
+    new_topics,
     read_all,
     service_env,
     source_credentials,
+    start_serving,
     stop_all,
     true_end_offsets,
     wait_committed,
@@ -43,14 +45,12 @@ from kafka import KafkaProducer
 
 from desk_support import REGION_A, paid, person
 from humiao.adapters.codec import envelope_to_proto, proto_to_json
-from humiao.adapters.topics import ensure_topics
 from humiao.api.alerts.v1 import alerts_pb2
 from humiao.api.events.v1 import events_pb2
 from humiao.api.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from humiao.cli.ingest_cmd import import_file, open_stub
 from humiao.config import KafkaSettings
 from humiao.domain import events as ev
-from humiao.stack.database import drop_database, ensure_database
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -73,26 +73,19 @@ class Stack:
 def stack(kafka_bootstrap: str, admin_dsn: str,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Ingest and verifier as processes, shared by the tests of this module."""
-    kafka = KafkaSettings(kafka_bootstrap_servers=kafka_bootstrap,
-                          humiao_topic_prefix=f"h{uuid.uuid4().hex[:10]}.", humiao_partitions=3)
-    ensure_topics(kafka)
-    name = f"humiao_fault_{uuid.uuid4().hex[:12]}"
-    dsn = asyncio.run(ensure_database(admin_dsn, name))
-    asyncio.run(migrate(dsn))
-    env = service_env(kafka, dsn, HUMIAO_VERIFIER_GROUP=GROUP, HUMIAO_VERIFIER_LINGER_MS="10",
-                      HUMIAO_SOURCE_CREDENTIALS=source_credentials(**{TOKEN: (SOURCE, "*", "*")}))
-    work = tmp_path_factory.mktemp("hostile")
-    services = [ServiceProcess(n, env, work).start() for n in ("ingest", "verifier")]
-    try:
-        for svc in services:
-            svc.wait_ready()
-            svc.wait_health(SERVING, 60)
-        yield Stack(kafka, dsn, *services)
-        codes = stop_all(services)
-        assert codes == {"ingest": 0, "verifier": 0}, {s.name: s.tail() for s in services}
-    finally:
-        stop_all(services)
-        asyncio.run(drop_database(admin_dsn, name))
+    kafka = new_topics(kafka_bootstrap, partitions=3)
+    with migrated_database(admin_dsn) as dsn:
+        env = service_env(
+            kafka, dsn, HUMIAO_VERIFIER_GROUP=GROUP, HUMIAO_VERIFIER_LINGER_MS="10",
+            HUMIAO_SOURCE_CREDENTIALS=source_credentials(**{TOKEN: (SOURCE, "*", "*")}))
+        services = start_serving(("ingest", "verifier"), env, tmp_path_factory.mktemp("hostile"))
+        try:
+            yield Stack(kafka, dsn, services["ingest"], services["verifier"])
+            codes = stop_all(services.values())
+            assert codes == {"ingest": 0, "verifier": 0}, {
+                n: s.tail() for n, s in services.items()}
+        finally:
+            stop_all(services.values())
 
 
 def valid_events(n: int) -> list[ev.Envelope]:

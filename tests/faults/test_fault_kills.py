@@ -26,12 +26,12 @@ from fault_support import (
     assert_contiguous,
     await_until,
     migrate,
-    outbox_backlog,
-    read_all,
     service_env,
+    stored_payloads,
     true_end_offsets,
     version_history,
-    wait_committed,
+    wait_settled,
+    wire_versions,
 )
 
 from humiao.adapters.alerts_codec import alert_version_from_bytes
@@ -71,39 +71,8 @@ def verifier_env(kafka: KafkaSettings, dsn: str, group: str) -> dict[str, str]:
 
 async def finish(verifier: ServiceProcess, dsn: str, group: str, ends: dict[int, int]) -> None:
     """Let a running verifier commit everything and empty its outbox, then stop it."""
-    await wait_committed(dsn, group, ends, timeout=120, alive=verifier.assert_alive)
-
-    async def drained() -> bool:
-        verifier.assert_alive()
-        return await outbox_backlog(dsn) == 0
-
-    await await_until("the outbox to drain", drained, 30)
+    await wait_settled(dsn, group, ends, timeout=120, alive=verifier.assert_alive)
     assert verifier.stop() == 0, verifier.tail()
-
-
-def wire_versions(kafka: KafkaSettings) -> tuple[dict[tuple[str, int], bytes], int]:
-    """(alert id, version) -> payload as found on the alerts topic; plus how many records
-    were repeats. A repeat must carry the same bytes (at-least-once, deduplicable)."""
-    seen: dict[tuple[str, int], bytes] = {}
-    repeats = 0
-    for rec in read_all(kafka.bootstrap, kafka.alerts_topic):
-        headers = {k: v.decode() for k, v in rec.headers}
-        key = (rec.key.decode(), int(headers["version"]))
-        assert headers["alert-id"] == key[0]
-        if key in seen:
-            repeats += 1
-            assert seen[key] == rec.value, f"{key} published twice with different payloads"
-        seen[key] = rec.value
-    return seen, repeats
-
-
-async def db_payloads(dsn: str) -> dict[tuple[str, int], bytes]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch("SELECT alert_id, version, payload FROM alert_versions")
-    finally:
-        await conn.close()
-    return {(r["alert_id"], r["version"]): bytes(r["payload"]) for r in rows}
 
 
 def essence(payload: bytes) -> tuple[Any, ...]:
@@ -187,7 +156,7 @@ async def test_twenty_odd_sigkills_change_no_alert_and_no_version(
     assert statuses["WITHDRAWN"] > 100, statuses  # late facts really moved alerts
 
     # On the wire: every version the database holds, byte for byte, and nothing else.
-    rough_db_payloads, calm_db_payloads = await db_payloads(rough_db), await db_payloads(
+    rough_db_payloads, calm_db_payloads = await stored_payloads(rough_db), await stored_payloads(
         calm_db)
     rough_wire, rough_repeats = wire_versions(rough_topics)
     calm_wire, calm_repeats = wire_versions(calm_topics)

@@ -39,7 +39,7 @@ def _timestamp_to_datetime(seconds: int, nanos: int) -> dt.datetime:
     """Timestamp -> aware UTC datetime (microseconds); ValueError/OverflowError if impossible."""
     if not 0 <= nanos <= 999_999_999:
         raise ValueError("nanos out of range")
-    return _EPOCH + dt.timedelta(seconds=seconds, microseconds=nanos // 1000)
+    return _EPOCH + dt.timedelta(0, seconds, nanos // 1000)  # positional: no kwargs parsing
 
 
 def envelope_from_proto(msg: events_pb2.Envelope) -> Envelope:
@@ -47,13 +47,17 @@ def envelope_from_proto(msg: events_pb2.Envelope) -> Envelope:
     extra: list[FieldViolation] = []
     recorded_at: dt.datetime | None = None
     if msg.HasField("recorded_at"):
+        ts = msg.recorded_at
         try:
-            recorded_at = _timestamp_to_datetime(msg.recorded_at.seconds, msg.recorded_at.nanos)
+            recorded_at = _timestamp_to_datetime(ts.seconds, ts.nanos)
         except (ValueError, OverflowError):
             extra.append(FieldViolation("recordedAt", "is not a representable point in time"))
     field = msg.WhichOneof("body")
-    kind = _KIND_OF_FIELD.get(field) if field else None
-    body = getattr(msg, field) if field else None
+    if field:
+        kind: str | None = _KIND_OF_FIELD.get(field)
+        body = getattr(msg, field)
+    else:
+        kind = body = None
     return validate_envelope(msg.event_id, recorded_at, msg.source, kind, body, extra=extra)
 
 

@@ -125,6 +125,18 @@ def _internal(method: str, exc: BaseException) -> None:
     log.error("method=%s internal error %s at %s", method, type(exc).__name__, where)
 
 
+async def _refuse(context: grpc.aio.ServicerContext, method: str, exc: Exception) -> None:
+    """What a method's failure answers: a DeskError its own status, a lost database
+    UNAVAILABLE (retry later), anything else INTERNAL (logged by class and place only)."""
+    if isinstance(exc, DeskError):
+        await abort(context, exc)
+    elif isinstance(exc, DATABASE_DOWN):
+        await _unavailable(context, method, exc)
+    else:
+        _internal(method, exc)
+        await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+
 S = TypeVar("S", bound="AlertDeskServicer")
 Unary = Callable[[S, Any, grpc.aio.ServicerContext, Staff], Awaitable[Any]]
 Streaming = Callable[[S, Any, grpc.aio.ServicerContext, Staff], AsyncIterator[Any]]
@@ -140,13 +152,8 @@ def unary(fn: Unary[S]) -> Callable[[S, Any, grpc.aio.ServicerContext], Awaitabl
         try:
             staff = await self.directory.authenticate(context.invocation_metadata())
             return await fn(self, request, context, staff)
-        except DeskError as exc:
-            await abort(context, exc)
-        except DATABASE_DOWN as exc:
-            await _unavailable(context, method, exc)
         except Exception as exc:
-            _internal(method, exc)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+            await _refuse(context, method, exc)
 
     return wrapper
 
@@ -164,13 +171,8 @@ def streaming(fn: Streaming[S]) -> Callable[[S, Any, grpc.aio.ServicerContext], 
             staff = await self.directory.authenticate(context.invocation_metadata())
             async for item in fn(self, request, context, staff):
                 yield item
-        except DeskError as exc:
-            await abort(context, exc)
-        except DATABASE_DOWN as exc:
-            await _unavailable(context, method, exc)
         except Exception as exc:
-            _internal(method, exc)
-            await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+            await _refuse(context, method, exc)
 
     return wrapper
 

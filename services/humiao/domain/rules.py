@@ -46,7 +46,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections.abc import Iterable
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import NamedTuple, cast
 
 from humiao.domain import explain
@@ -216,6 +216,31 @@ class _Window(NamedTuple):
     region: str
     policy: RegionPolicy
     enrollment_id: str
+
+
+class _Plan(NamedTuple):
+    """Per-program data for the payable-payment fast path of _Evaluator.run: the window
+    (with `qual` None when the parents qualify the child throughout) and what the amount
+    and payee predicates need."""
+
+    lo: int
+    hi: int
+    qual: _Qualification | None
+    whole_month: bool
+    region: str
+    policy: RegionPolicy
+    enrollment_id: str
+    #: the standard in effect (own program, else the de facto reference) as a step
+    #: function: month indices where it changes and the monthly amount from then on
+    std_months: list[int]
+    std_amounts: list[int | None]
+    check_guardian: bool
+    child_may_be_payee: bool
+    guardian_ids: list[str]  # parallel to Timeline.guardians
+    any_death: bool
+
+
+_ALERT_ID = attrgetter("alert_id")
 
 
 class _Evaluator:
@@ -418,40 +443,127 @@ class _Evaluator:
     # -- the checks ------------------------------------------------------------------
     def run(self) -> list[AlertDraft]:
         tl = self.tl
-        payable: dict[int, list[tuple[Envelope, Disbursement]]] = {}
+        child_id = tl.child_id
+        guardian_dates = tl.guardian_dates
+        bisect_right = bisect.bisect_right
         paid_periods: set[int] = set()
+        payable: list[tuple[int, Envelope, Disbursement]] = []
+        payable_months: set[int] = set()
+        plans: dict[Program, _Plan | None] = {}
+        last_program: Program | None = None
+        plan: _Plan | None = None
+        # the plan's fields as locals (the loop runs once per payment of the history)
+        lo, hi, qual, whole_month, std_months, std_amounts = 0, -1, None, False, [], []
+        check_guardian = child_may_be_payee = any_death = False
+        guardian_ids: list[str] = []
         for env, d in tl.disbursements:
-            period = d.period
-            paid_periods.add(period.index)
-            if self.payable(d.program, period):
-                w = self._windows[d.program]
-                assert w is not None
-                payable.setdefault(period.index, []).append((env, d))
-                ids = (env.event_id, w.enrollment_id)
-                self.check_amount(ids, d, w.region, w.policy)
-                self.check_payee(ids, d, w.region, w.policy)
+            program = d.program
+            idx = d.period.index
+            paid_periods.add(idx)
+            if program is not last_program:
+                plan = plans[program] if program in plans else self._plan(program, plans)
+                last_program = program
+                if plan is not None:
+                    lo, hi, qual, whole_month, _, _, _, std_months, std_amounts = plan[:9]
+                    check_guardian, child_may_be_payee, guardian_ids, any_death = plan[9:]
+            if (
+                plan is not None
+                and lo <= idx <= hi
+                and (qual is None or qual.check(idx, whole_month)[0])
+            ):
+                payable.append((idx, env, d))
+                payable_months.add(idx)
+                # cheap predicates inline; the check methods find and word the alerts
+                i = bisect_right(std_months, idx) - 1
+                if i >= 0 and std_amounts[i] != d.amount_fen:
+                    self.check_amount(
+                        (env.event_id, plan.enrollment_id), d, plan.region, plan.policy
+                    )
+                payee = d.payee_id
+                suspect = False
+                if check_guardian:
+                    i = bisect_right(guardian_dates, d.paid_on) - 1
+                    suspect = not (
+                        (i >= 0 and guardian_ids[i] == payee)
+                        or (child_may_be_payee and payee == child_id)
+                    )
+                if suspect or (
+                    any_death
+                    and (tl.death if payee == child_id else tl.person_deaths.get(payee))
+                    is not None
+                ):
+                    self.check_payee(
+                        (env.event_id, plan.enrollment_id), d, plan.region, plan.policy
+                    )
                 continue
-            region, basis = self.region_for(d.program, d.region)
-            for c in self.causes(d.program, period, self.policies.for_region(region)):
+            region, basis = self.region_for(program, d.region)
+            period = d.period
+            for c in self.causes(program, period, self.policies.for_region(region)):
                 self.add(
                     c.code,
                     region,
                     period,
                     d.disbursement_id,
-                    d.program,
+                    program,
                     d.amount_fen,
                     (env.event_id, *basis, *c.evidence),
                     explain.not_payable(c, period, d.amount_fen),
                 )
-        for pairs in payable.values():
-            if len(pairs) > 1:
-                self.check_duplicate(pairs)
-        for env in tl.cycles:  # sorted by (period, region): one alert per period at most
-            closed = cast(PaymentCycleClosed, env.body)
+        if len(payable_months) < len(payable):  # some month was paid more than once
+            by_month: dict[int, list[tuple[Envelope, Disbursement]]] = {}
+            for idx, env, d in payable:
+                by_month.setdefault(idx, []).append((env, d))
+            for pairs in by_month.values():
+                if len(pairs) > 1:
+                    self.check_duplicate(pairs)
+        closes = cast(list[PaymentCycleClosed], [env.body for env in tl.cycles])
+        # sorted by (period, region): one alert per period at most
+        for env, closed in zip(tl.cycles, closes, strict=True):
             if closed.period.index not in paid_periods and self.check_missed(env, closed):
                 paid_periods.add(closed.period.index)
-        self.drafts.sort(key=lambda a: a.alert_id)
+        if len(self.drafts) > 1:
+            self.drafts.sort(key=_ALERT_ID)
         return self.drafts
+
+    def _plan(self, program: Program, plans: dict[Program, _Plan | None]) -> _Plan | None:
+        """What the per-payment fast path needs for `program`, computed once per child."""
+        w = self.window(program)
+        if w is None:
+            plans[program] = None
+            return None
+        tl, policy = self.tl, w.policy
+        own = tl.standards.get((w.region, program))
+        fallback = (
+            tl.standards.get((w.region, policy.de_facto_reference_program))
+            if program is Program.DE_FACTO_UNSUPPORTED
+            else None
+        )
+        # the standard in effect as one step function: own standard, else the fallback
+        months = sorted({*(own[0] if own else ()), *(fallback[0] if fallback else ())})
+        amounts: list[int | None] = []
+        for m in months:
+            std = self.standard(w.region, program, Period(m), policy)
+            amounts.append(
+                cast(AllowanceStandardSet, std.body).monthly_amount_fen if std is not None else None
+            )
+        q = w.qual
+        plan = _Plan(
+            w.lo,
+            w.hi,
+            None if q is None or (not q.states and q.initial) else q,  # None: always qualified
+            w.whole_month,
+            w.region,
+            policy,
+            w.enrollment_id,
+            months,
+            amounts,
+            program is not Program.ORPHAN_INSTITUTIONAL or policy.institution_for_institutional,
+            policy.child_may_be_payee,
+            [cast(GuardianAppointed, g.body).guardian_id for g in tl.guardians],
+            tl.death is not None or bool(tl.person_deaths),
+        )
+        plans[program] = plan
+        return plan
 
     def check_amount(
         self, basis: tuple[str, ...], d: Disbursement, region: str, policy: RegionPolicy

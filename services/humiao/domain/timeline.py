@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
+from operator import attrgetter, itemgetter
 from typing import cast
 
 from humiao.domain.events import (
@@ -189,9 +190,33 @@ class Timeline:
 
 def build_timeline(child_id: str, facts: Iterable[Envelope]) -> Timeline:
     """Index the facts once: dedupe, apply retractions, keep what concerns the child."""
-    unique, retractions = _dedupe(facts)
-    gone = retracted_ids(retractions)
+    seq = facts if type(facts) is list or type(facts) is tuple else list(facts)
+    unique = {env.event_id: env for env in seq}
+    if len(unique) != len(seq):  # an id seen twice: choose independently of order
+        unique = _dedupe(seq)[0]
+    tl, retractions = _index(child_id, unique, _NOTHING)
+    if retractions:  # rare: index again without what effective retractions retract
+        gone = retracted_ids(retractions)
+        if gone:
+            tl = _index(child_id, unique, gone)[0]
+    return tl
 
+
+_NOTHING: frozenset[str] = frozenset()
+_EVENT_ID = attrgetter("event_id")
+
+
+def _newer(env: Envelope, old: Envelope) -> bool:
+    """rank(env) > rank(old) without building the tuples when the times differ."""
+    a, b = env.recorded_at, old.recorded_at
+    return a > b or (a == b and env.event_id > old.event_id)
+
+
+def _index(
+    child_id: str, unique: dict[str, Envelope], gone: Collection[str]
+) -> tuple[Timeline, dict[str, str]]:
+    """The timeline of the envelopes in `unique` not in `gone`, and every retraction seen
+    (own id -> retracted id) so the caller can tell whether `gone` must be computed."""
     enrollments: dict[Program, Envelope] = {}
     ends_all: list[Envelope] = []
     deaths: dict[str, Envelope] = {}
@@ -202,7 +227,8 @@ def build_timeline(child_id: str, facts: Iterable[Envelope]) -> Timeline:
     reversed_ids: set[str] = set()
     changes: dict[str, list[Envelope]] = {}
     standards_raw: dict[tuple[str, Program, int], Envelope] = {}
-    cycles_raw: dict[tuple[str, int], Envelope] = {}
+    cycles_raw: dict[tuple[int, str], Envelope] = {}
+    retractions: dict[str, str] = {}
 
     for eid, env in unique.items():
         if eid in gone:
@@ -212,11 +238,13 @@ def build_timeline(child_id: str, facts: Iterable[Envelope]) -> Timeline:
         if isinstance(body, Disbursement):
             if body.child_id == child_id:
                 did = body.disbursement_id
-                if did not in disb or rank(env) > rank(disb[did]):
+                old = disb.get(did)
+                if old is None or _newer(env, old):
                     disb[did] = env
         elif isinstance(body, PaymentCycleClosed):
-            key = (body.region, body.period.index)
-            if key not in cycles_raw or rank(env) > rank(cycles_raw[key]):
+            key = (body.period.index, body.region)
+            old = cycles_raw.get(key)
+            if old is None or _newer(env, old):
                 cycles_raw[key] = env
         elif isinstance(body, AllowanceStandardSet):
             _keep_latest(standards_raw, (body.region, body.program, body.effective_from.index), env)
@@ -226,7 +254,9 @@ def build_timeline(child_id: str, facts: Iterable[Envelope]) -> Timeline:
             changes.setdefault(body.person_id, []).append(env)
         elif isinstance(body, DisbursementReversed):
             reversed_ids.add(body.disbursement_id)
-        elif isinstance(body, EventRetracted) or body.child_id != child_id:
+        elif isinstance(body, EventRetracted):
+            retractions[eid] = body.retracted_event_id
+        elif body.child_id != child_id:
             continue
         elif isinstance(body, ChildEnrolled):
             _keep_latest(enrollments, body.program, env)
@@ -242,48 +272,65 @@ def build_timeline(child_id: str, facts: Iterable[Envelope]) -> Timeline:
         ):
             extension = env
 
-    tl = Timeline(child_id, enrollments=enrollments, adoption=adoption, extension=extension)
+    ends: dict[Program, Envelope] = {}
     for env in ends_all:
         e = cast(EnrollmentEnded, env.body)
         enr = enrollments.get(e.program)
         if enr is None or e.effective_date < cast(ChildEnrolled, enr.body).approved_on:
             continue
-        _keep_latest(tl.ends, e.program, env)
+        _keep_latest(ends, e.program, env)
 
-    for day in sorted(guardians_by_date):
-        tl.guardian_dates.append(day)
-        tl.guardians.append(guardians_by_date[day])
+    guardian_dates = sorted(guardians_by_date)
+    guardians = [guardians_by_date[day] for day in guardian_dates]
 
-    for did, env in disb.items():
-        if did not in reversed_ids:
-            tl.disbursements.append((env, cast(Disbursement, env.body)))
-    tl.disbursements.sort(key=lambda pair: pair[0].event_id)
+    kept = (
+        [env for did, env in disb.items() if did not in reversed_ids]
+        if reversed_ids
+        else list(disb.values())
+    )
+    kept.sort(key=_EVENT_ID)
+    disbursements = cast(
+        list[tuple[Envelope, Disbursement]], [(env, env.body) for env in kept]
+    )
 
     named = {child_id}
     for env in enrollments.values():
-        named.update(p.person_id for p in cast(ChildEnrolled, env.body).parents)
-    for env in tl.guardians:
+        named.update([p.person_id for p in cast(ChildEnrolled, env.body).parents])
+    for env in guardians:
         named.add(cast(GuardianAppointed, env.body).guardian_id)
-    for _, d in tl.disbursements:
-        named.add(d.payee_id)
-    tl.death = deaths.get(child_id)
-    for pid in named:
-        if pid in deaths and pid != child_id:
-            tl.person_deaths[pid] = deaths[pid]
-        if pid in changes:
-            tl.person_changes[pid] = changes[pid]
+    named.update([d.payee_id for _, d in disbursements])
+    person_deaths: dict[str, Envelope] = {}
+    person_changes: dict[str, list[Envelope]] = {}
+    if deaths or changes:
+        for pid in named:
+            if pid in deaths and pid != child_id:
+                person_deaths[pid] = deaths[pid]
+            if pid in changes:
+                person_changes[pid] = changes[pid]
 
     regions = {cast(ChildEnrolled, env.body).region for env in enrollments.values()}
     by_key: dict[tuple[str, Program], list[tuple[int, Envelope]]] = {}
     for (region, program, idx), env in standards_raw.items():
         if region in regions:
             by_key.setdefault((region, program), []).append((idx, env))
-    for key, items in by_key.items():
-        items.sort(key=lambda item: item[0])
-        tl.standards[key] = ([i for i, _ in items], [e for _, e in items])
-    tl.cycles = [
-        cycles_raw[key]
-        for key in sorted(cycles_raw, key=lambda k: (k[1], k[0]))
-        if key[0] in regions
-    ]
-    return tl
+    standards: dict[tuple[str, Program], tuple[list[int], list[Envelope]]] = {}
+    for skey, items in by_key.items():
+        items.sort(key=itemgetter(0))
+        standards[skey] = ([i for i, _ in items], [e for _, e in items])
+    cycles = [cycles_raw[key] for key in sorted(cycles_raw) if key[1] in regions]
+    tl = Timeline(
+        child_id,
+        enrollments,
+        ends,
+        deaths.get(child_id),
+        adoption,
+        extension,
+        guardian_dates,
+        guardians,
+        disbursements,
+        person_deaths,
+        person_changes,
+        standards,
+        cycles,
+    )
+    return tl, retractions

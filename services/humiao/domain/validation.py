@@ -109,7 +109,7 @@ def _citizen_birth_date(value: str) -> dt.date | None:
         return None
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 18)
 def _citizen_problem(value: str) -> str | None:
     """citizen_id_problem plus a real embedded birth date; cached because the same
     children and guardians recur in every month's disbursements."""
@@ -264,7 +264,9 @@ class _Checker:
         return value
 
     def enum(self, path: str, value: Any, kind: type[E]) -> E:
-        placeholder: E = _FIRST_MEMBER[kind]
+        placeholder: E | None = _FIRST_MEMBER.get(kind)
+        if placeholder is None:
+            placeholder = next(iter(kind))
         if not isinstance(value, int) or isinstance(value, bool):
             self.bad(path, f"must be a {kind.__name__} value")
             return placeholder
@@ -505,3 +507,257 @@ def _validate_full(
     if violations or built is None or when is None:
         raise ValidationFailed(violations or [FieldViolation("", "invalid envelope")])
     return Envelope(event_id=eid, recorded_at=when, source=src, body=built)
+
+
+# --- fast path ---------------------------------------------------------------------------
+# Nearly every envelope is valid. The builders below accept only what the _Checker accepts,
+# with exact types (str, int, datetime) and cached parsing of the values that recur (ID
+# numbers, dates, months), and build the same body; on anything they do not accept outright
+# they return None and the full path runs, which names every violation. So they change
+# speed, never a result (tests/unit/test_validation_fast.py compares the two paths).
+
+_FIRST_MEMBER: dict[type, Any] = {
+    k: next(iter(k)) for k in (Program, Situation, StatusChange, EnrollmentEndReason)
+}
+_PROGRAM_OF: dict[int, Program] = {m.value: m for m in Program}
+_SITUATION_OF: dict[int, Situation] = {m.value: m for m in Situation}
+_CHANGE_OF: dict[int, StatusChange] = {m.value: m for m in StatusChange}
+_END_REASON_OF: dict[int, EnrollmentEndReason] = {m.value: m for m in EnrollmentEndReason}
+_EARLIEST_MONTH = Period.of_date(EARLIEST_DATE).index
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _bounds(recorded_on: dt.date) -> tuple[dt.date, int]:
+    """(latest day, latest month index) a fact recorded on `recorded_on` may name."""
+    latest = _Checker(recorded_on).latest
+    return latest, latest.year * 12 + latest.month - 1
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _date_of(text: str) -> dt.date | None:
+    """_parse_iso_date, cached: payment and effective dates recur across records."""
+    return _parse_iso_date(text)
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _month_of(text: str) -> Period | None:
+    """A 'YYYY-MM' month as the _Checker parses it, or None (cached: months recur)."""
+    if not text.isascii():
+        return None
+    try:
+        return Period.parse(text)
+    except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _party_ok(value: str) -> bool:
+    """A valid citizen ID number or unified social credit code (payees recur monthly)."""
+    return _citizen_problem(value) is None or unified_credit_code_problem(value) is None
+
+
+def _ok_citizen(value: Any) -> bool:
+    return type(value) is str and _citizen_problem(value) is None
+
+
+def _ok_region(value: Any) -> bool:
+    return type(value) is str and len(value) == 6 and value.isascii() and value.isdigit()
+
+
+def _ok_text(value: Any, max_length: int) -> bool:
+    return type(value) is str and 0 < len(value) <= max_length and value.isprintable()
+
+
+def _day(value: Any, latest: dt.date) -> dt.date | None:
+    if type(value) is not str:
+        return None
+    day = _date_of(value)
+    return day if day is not None and EARLIEST_DATE <= day <= latest else None
+
+
+def _month(value: Any, last_month: int) -> Period | None:
+    if type(value) is not str:
+        return None
+    month = _month_of(value)
+    return month if month is not None and _EARLIEST_MONTH <= month.index <= last_month else None
+
+
+def _member(table: dict[int, E], value: Any) -> E | None:
+    return table.get(value) if type(value) is int else None
+
+
+def _fast_disbursement(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
+    did, cid, program, period = b.disbursement_id, b.child_id, b.program, b.period
+    amount, paid, payee, region = b.amount_fen, b.paid_on, b.payee_id, b.region
+    if not (
+        type(did) is str and 0 < len(did) <= MAX_ID_LENGTH and did.isprintable()
+        and type(cid) is str and _citizen_problem(cid) is None
+        and type(program) is int and type(amount) is int and 0 <= amount <= MAX_AMOUNT_FEN
+        and type(payee) is str and _party_ok(payee)
+        and type(region) is str and len(region) == 6 and region.isascii() and region.isdigit()
+        and type(period) is str and type(paid) is str
+    ):
+        return None
+    prog = _PROGRAM_OF.get(program)
+    month = _month_of(period)
+    day = _date_of(paid)
+    if (
+        prog is None or month is None or day is None
+        or not _EARLIEST_MONTH <= month.index <= last_month
+        or not EARLIEST_DATE <= day <= latest
+    ):
+        return None
+    return Disbursement(did, cid, prog, month, amount, day, payee, region)
+
+
+def _fast_cycle(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
+    region, period = b.region, b.period
+    if not _ok_region(region):
+        return None
+    month = _month(period, last_month)
+    return None if month is None else PaymentCycleClosed(region, month)
+
+
+def _fast_standard(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
+    region, program = b.region, _member(_PROGRAM_OF, b.program)
+    month, amount = _month(b.effective_from, last_month), b.monthly_amount_fen
+    if (
+        program is None or month is None or not _ok_region(region)
+        or type(amount) is not int or not 0 <= amount <= MAX_AMOUNT_FEN
+    ):
+        return None
+    return AllowanceStandardSet(region, program, month, amount)
+
+
+def _fast_child_enrolled(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
+    cid, region = b.child_id, b.region
+    birth = _day(b.birth_date, on)  # not after recordedAt
+    approved = _day(b.approved_on, latest)
+    program = _member(_PROGRAM_OF, b.program)
+    if (
+        birth is None or approved is None or program is None
+        or not _ok_citizen(cid) or not _ok_region(region)
+        or _citizen_birth_date(cid) != birth
+    ):
+        return None
+    raw = b.parents
+    try:
+        if raw is None or len(raw) > MAX_PARENTS:  # len() first: never consume an iterator
+            return None
+    except TypeError:
+        return None
+    parents = []
+    seen: set[str] = set()
+    for item in raw:
+        pid = item.person_id
+        situation = _member(_SITUATION_OF, item.situation)
+        if situation is None or not _ok_citizen(pid) or pid in seen:
+            return None
+        seen.add(pid)
+        parents.append(ParentRecord(pid, situation))
+    return ChildEnrolled(cid, birth, program, region, approved, tuple(parents))
+
+
+def _fast_enrollment_ended(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
+    cid = b.child_id
+    program = _member(_PROGRAM_OF, b.program)
+    day = _day(b.effective_date, latest)
+    reason = _member(_END_REASON_OF, b.reason)
+    if program is None or day is None or reason is None or not _ok_citizen(cid):
+        return None
+    return EnrollmentEnded(cid, program, day, reason)
+
+
+def _fast_schooling(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
+    cid, day = b.child_id, _day(b.valid_until, latest)
+    return None if day is None or not _ok_citizen(cid) else SchoolingExtension(cid, day)
+
+
+def _fast_guardian(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
+    cid, gid, day = b.child_id, b.guardian_id, _day(b.effective_date, latest)
+    if day is None or not _ok_citizen(cid) or type(gid) is not str or not _party_ok(gid):
+        return None
+    return GuardianAppointed(cid, gid, day)
+
+
+def _fast_adopted(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
+    cid, day = b.child_id, _day(b.adoption_date, latest)
+    return None if day is None or not _ok_citizen(cid) else ChildAdopted(cid, day)
+
+
+def _fast_died(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
+    pid, day = b.person_id, _day(b.date_of_death, latest)
+    return None if day is None or not _ok_citizen(pid) else PersonDied(pid, day)
+
+
+def _fast_status(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
+    pid = b.person_id
+    situation = _member(_SITUATION_OF, b.situation)
+    change = _member(_CHANGE_OF, b.change)
+    day = _day(b.effective_date, latest)
+    if situation is None or change is None or day is None or not _ok_citizen(pid):
+        return None
+    return PersonStatusChanged(pid, situation, change, day)
+
+
+def _fast_reversed(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
+    did, day = b.disbursement_id, _day(b.reversed_on, latest)
+    if day is None or not _ok_text(did, MAX_ID_LENGTH):
+        return None
+    return DisbursementReversed(did, day)
+
+
+def _fast_retracted(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
+    target, reason = b.retracted_event_id, b.reason
+    if not (_ok_text(target, MAX_EVENT_ID_LENGTH) and _ok_text(reason, MAX_TEXT_LENGTH)):
+        return None
+    return EventRetracted(target, reason)
+
+
+_FAST_BUILDERS: dict[str, Callable[[Any, dt.date, dt.date, int], Body | None]] = {
+    "childEnrolled": _fast_child_enrolled,
+    "enrollmentEnded": _fast_enrollment_ended,
+    "schoolingExtension": _fast_schooling,
+    "guardianAppointed": _fast_guardian,
+    "childAdopted": _fast_adopted,
+    "personDied": _fast_died,
+    "personStatusChanged": _fast_status,
+    "disbursement": _fast_disbursement,
+    "disbursementReversed": _fast_reversed,
+    "paymentCycleClosed": _fast_cycle,
+    "allowanceStandardSet": _fast_standard,
+    "eventRetracted": _fast_retracted,
+}
+assert set(_FAST_BUILDERS) == ALL_KINDS
+
+
+def _validate_fast(
+    event_id: Any, recorded_at: Any, source: Any, kind: Any, body: Any
+) -> Envelope | None:
+    """The envelope when every field is plainly valid; None means 'ask the full path'."""
+    if (
+        type(recorded_at) is not dt.datetime
+        or type(kind) is not str
+        or body is None
+        or type(event_id) is not str
+        or not 0 < len(event_id) <= MAX_EVENT_ID_LENGTH
+        or type(source) is not str
+        or not 0 < len(source) <= MAX_SOURCE_LENGTH
+        or type(recorded_at.tzinfo) is not dt.timezone  # fixed offset: utcoffset() is safe
+        or not EARLIEST_RECORDED_AT <= recorded_at < LATEST_RECORDED_AT
+        or not event_id.isprintable()
+        or not source.isprintable()
+    ):
+        return None
+    build = _FAST_BUILDERS.get(kind)
+    if build is None:
+        return None
+    on = recorded_at.astimezone(dt.UTC).date()
+    latest, last_month = _bounds(on)
+    try:
+        built = build(body, on, latest, last_month)
+    except AttributeError:  # a missing field: the full path names it
+        return None
+    if built is None:
+        return None
+    return Envelope(event_id, recorded_at, source, built)
