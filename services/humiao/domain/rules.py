@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from operator import attrgetter, itemgetter
 from typing import NamedTuple, cast
 
@@ -66,7 +66,7 @@ from humiao.domain.events import (
 )
 from humiao.domain.explain import Cause
 from humiao.domain.policy import PolicyBook, RegionPolicy
-from humiao.domain.timeline import Timeline, build_timeline, rank
+from humiao.domain.timeline import Timeline, rank, timeline_for_months
 from humiao.domain.values import Period, Program, Situation, StatusChange
 
 ORPHAN_PROGRAMS = frozenset({Program.ORPHAN_INSTITUTIONAL, Program.ORPHAN_DISPERSED})
@@ -132,16 +132,26 @@ def _qualification(
     if enrolled.program in ORPHAN_PROGRAMS:
         absent = policy.orphan_parent_situations
 
-        def qualifies() -> bool:
-            return all(not s.isdisjoint(absent) for s in sets)
+        def qualifies() -> bool:  # every recorded parent absent
+            for s in sets:  # noqa: SIM110 - a loop: all() of a generator costs more here
+                if s.isdisjoint(absent):
+                    return False
+            return True
     else:
         listed = policy.de_facto_parent_situations
         either = listed | policy.de_facto_other_parent_situations
+        deceased = Situation.DECEASED
 
-        def qualifies() -> bool:  # a dead parent's other situations no longer count
-            return all(not s.isdisjoint(either) for s in sets) and any(
-                Situation.DECEASED not in s and not s.isdisjoint(listed) for s in sets
-            )
+        def qualifies() -> bool:
+            # every recorded parent absent, one of them in a listed situation (a dead
+            # parent's other situations no longer count); loops, not generators: hot
+            some = False
+            for s in sets:
+                if s.isdisjoint(either):
+                    return False
+                if not some and deceased not in s and not s.isdisjoint(listed):
+                    some = True
+            return some
 
     events: list[tuple[dt.date, dt.datetime, str, int, bool, Situation, Envelope]] = []
     for pid, idx in index.items():
@@ -252,7 +262,12 @@ class _Evaluator:
         self.drafts: list[AlertDraft] = []
         self._quals: dict[Program, _Qualification | None] = {}
         self._windows: dict[Program, _Window | None] = {}
-        self._latest_enrollment = max(tl.enrollments.values(), key=rank) if tl.enrollments else None
+        enrollments = tl.enrollments
+        self._latest_enrollment = (
+            None if not enrollments
+            else next(iter(enrollments.values())) if len(enrollments) == 1
+            else max(enrollments.values(), key=rank)
+        )
 
     # -- the payable window (fast path) ----------------------------------------------
     def window(self, program: Program) -> _Window | None:
@@ -448,12 +463,14 @@ class _Evaluator:
         bisect_right = bisect.bisect_right
         paid_periods: set[int] = set()
         payable: list[tuple[int, Envelope, Disbursement]] = []
-        payable_months: set[int] = set()
         plans: dict[Program, _Plan | None] = {}
         last_program: Program | None = None
         plan: _Plan | None = None
         # the plan's fields as locals (the loop runs once per payment of the history)
-        lo, hi, qual, whole_month, std_months, std_amounts = 0, -1, None, False, [], []
+        lo, hi, whole_month = 0, -1, False
+        qual: _Qualification | None = None
+        std_months: list[int] = []
+        std_amounts: list[int | None] = []
         check_guardian = child_may_be_payee = any_death = False
         guardian_ids: list[str] = []
         for env, d in tl.disbursements:
@@ -472,7 +489,6 @@ class _Evaluator:
                 and (qual is None or qual.check(idx, whole_month)[0])
             ):
                 payable.append((idx, env, d))
-                payable_months.add(idx)
                 # cheap predicates inline; the check methods find and word the alerts
                 i = bisect_right(std_months, idx) - 1
                 if i >= 0 and std_amounts[i] != d.amount_fen:
@@ -509,18 +525,24 @@ class _Evaluator:
                     (env.event_id, *basis, *c.evidence),
                     explain.not_payable(c, period, d.amount_fen),
                 )
-        if len(payable_months) < len(payable):  # some month was paid more than once
+        if len(paid_periods) < len(tl.disbursements):  # a month paid more than once
             by_month: dict[int, list[tuple[Envelope, Disbursement]]] = {}
             for idx, env, d in payable:
                 by_month.setdefault(idx, []).append((env, d))
             for pairs in by_month.values():
                 if len(pairs) > 1:
                     self.check_duplicate(pairs)
-        closes = cast(list[PaymentCycleClosed], [env.body for env in tl.cycles])
-        # sorted by (period, region): one alert per period at most
-        for env, closed in zip(tl.cycles, closes, strict=True):
-            if closed.period.index not in paid_periods and self.check_missed(env, closed):
-                paid_periods.add(closed.period.index)
+        cycles = tl.cycles
+        months = tl.cycle_months
+        if len(months) != len(cycles):  # a Timeline built by hand
+            months = [cast(PaymentCycleClosed, env.body).period.index for env in cycles]
+        if not paid_periods.issuperset(months):  # usually every closed month was paid
+            # sorted by (period, region): one alert per period at most
+            for env, month in zip(cycles, months, strict=True):
+                if month not in paid_periods and self.check_missed(
+                    env, cast(PaymentCycleClosed, env.body)
+                ):
+                    paid_periods.add(month)
         if len(self.drafts) > 1:
             self.drafts.sort(key=_ALERT_ID)
         return self.drafts
@@ -688,12 +710,21 @@ class _Evaluator:
 
 
 def evaluate_child(
-    child_id: str, facts: Iterable[Envelope], policies: PolicyBook
+    child_id: str,
+    facts: Iterable[Envelope],
+    policies: PolicyBook,
+    periods: Collection[Period] | None = None,
 ) -> list[AlertDraft]:
     """The complete set of alerts the facts imply for one child, sorted by alert id.
 
     `facts` may hold more than concerns the child (other children, persons, regions,
     disbursements): what does not concern it is ignored. Depends only on the set of
     envelopes, never on their order or repetition.
+
+    With `periods`, only the alerts whose period is one of them, exactly as if the full
+    result were filtered by period, at a cost that grows with the payments and cycle
+    closes of those periods rather than with the whole history (every check of a period
+    reads only that period's payments and closes, plus the child's other facts).
     """
-    return _Evaluator(build_timeline(child_id, facts), policies).run()
+    months = None if periods is None else frozenset(p.index for p in periods)
+    return _Evaluator(timeline_for_months(child_id, facts, months), policies).run()

@@ -166,6 +166,8 @@ class Timeline:
     #: cycle closes of the child's enrolled regions, one per (region, period), by period
     #: then region
     cycles: list[Envelope] = field(default_factory=list)
+    #: the month index of each of `cycles`, in the same order
+    cycle_months: list[int] = field(default_factory=list)
 
     def guardian_on(self, day: dt.date) -> Envelope | None:
         """The guardianAppointed in force on `day` (the last effective on or before it)."""
@@ -190,15 +192,24 @@ class Timeline:
 
 def build_timeline(child_id: str, facts: Iterable[Envelope]) -> Timeline:
     """Index the facts once: dedupe, apply retractions, keep what concerns the child."""
+    return timeline_for_months(child_id, facts, None)
+
+
+def timeline_for_months(
+    child_id: str, facts: Iterable[Envelope], months: Collection[int] | None
+) -> Timeline:
+    """build_timeline, keeping only the disbursements and cycle closes whose period's
+    month index is in `months` (all when None): every check about a period reads only
+    that period's payments and closes, so the checks of those periods come out the same."""
     seq = facts if type(facts) is list or type(facts) is tuple else list(facts)
     unique = {env.event_id: env for env in seq}
     if len(unique) != len(seq):  # an id seen twice: choose independently of order
         unique = _dedupe(seq)[0]
-    tl, retractions = _index(child_id, unique, _NOTHING)
+    tl, retractions = _index(child_id, unique, _NOTHING, months)
     if retractions:  # rare: index again without what effective retractions retract
         gone = retracted_ids(retractions)
         if gone:
-            tl = _index(child_id, unique, gone)[0]
+            tl = _index(child_id, unique, gone, months)[0]
     return tl
 
 
@@ -213,7 +224,10 @@ def _newer(env: Envelope, old: Envelope) -> bool:
 
 
 def _index(
-    child_id: str, unique: dict[str, Envelope], gone: Collection[str]
+    child_id: str,
+    unique: dict[str, Envelope],
+    gone: Collection[str],
+    months: Collection[int] | None,
 ) -> tuple[Timeline, dict[str, str]]:
     """The timeline of the envelopes in `unique` not in `gone`, and every retraction seen
     (own id -> retracted id) so the caller can tell whether `gone` must be computed."""
@@ -236,13 +250,15 @@ def _index(
         body = env.body
         # most frequent kinds first; isinstance narrows the body without casts
         if isinstance(body, Disbursement):
-            if body.child_id == child_id:
+            if body.child_id == child_id:  # all months: a correction may move the period
                 did = body.disbursement_id
                 old = disb.get(did)
                 if old is None or _newer(env, old):
                     disb[did] = env
         elif isinstance(body, PaymentCycleClosed):
             key = (body.period.index, body.region)
+            if months is not None and key[0] not in months:
+                continue
             old = cycles_raw.get(key)
             if old is None or _newer(env, old):
                 cycles_raw[key] = env
@@ -288,6 +304,8 @@ def _index(
         if reversed_ids
         else list(disb.values())
     )
+    if months is not None:
+        kept = [env for env in kept if cast(Disbursement, env.body).period.index in months]
     kept.sort(key=_EVENT_ID)
     disbursements = cast(
         list[tuple[Envelope, Disbursement]], [(env, env.body) for env in kept]
@@ -317,7 +335,7 @@ def _index(
     for skey, items in by_key.items():
         items.sort(key=itemgetter(0))
         standards[skey] = ([i for i, _ in items], [e for _, e in items])
-    cycles = [cycles_raw[key] for key in sorted(cycles_raw) if key[1] in regions]
+    cycle_keys = [key for key in sorted(cycles_raw) if key[1] in regions]
     tl = Timeline(
         child_id,
         enrollments,
@@ -331,6 +349,7 @@ def _index(
         person_deaths,
         person_changes,
         standards,
-        cycles,
+        [cycles_raw[key] for key in cycle_keys],
+        [key[0] for key in cycle_keys],
     )
     return tl, retractions

@@ -346,7 +346,13 @@ class Processor:
                     for r in self._child_refs(inc):
                         if cached is None or r[1] not in cached.refs:
                             refs.append(r)
-                            new_refs.setdefault(key, set()).add(r[1])
+                            # A disbursement's ref only lets a later reversal find the
+                            # child (child_refs); reversals are loaded per partition
+                            # (Memory.rare), so held refs stay persons and regions, as
+                            # refs_of_children gives them. Held, they grew by one per
+                            # payment and crowded the person and region refs out.
+                            if not r[1].startswith("d:"):
+                                new_refs.setdefault(key, set()).add(r[1])
             elif row.ref is not None:
                 if isinstance(inc.env.body, ev.EventRetracted):
                     retractions.append((inc.env.body.retracted_event_id, inc.partition))
