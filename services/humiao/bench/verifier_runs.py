@@ -111,6 +111,7 @@ class VerifierRun:
     alert_versions: int
     outbox_backlog: int
     implied_by_code: dict[str, int]
+    withdrawn_by_code: dict[str, int]
     profile: ProfileSummary | None = None
     code: str = ""
 
@@ -138,6 +139,7 @@ class VerifierRun:
             "outbox_backlog_at_end": self.outbox_backlog,
             "implied_alerts": self.implied,
             "implied_by_code": self.implied_by_code,
+            "withdrawn_by_code": self.withdrawn_by_code,
             "code_fingerprint": self.code,
         }
 
@@ -206,8 +208,9 @@ async def _watch(dsn: str, group: str, topic: str, end: dict[int, int],
         await conn.close()
 
 
-async def _counts(dsn: str) -> tuple[int, int, int, dict[str, int]]:
-    """(alerts, versions, versions unpublished, implied alerts by code)."""
+async def _counts(dsn: str) -> tuple[int, int, int, dict[str, int], dict[str, int]]:
+    """(alerts, versions, versions unpublished, implied alerts by code, withdrawn alerts
+    by code: the facts took them back, or a replay raised them before it got there)."""
     conn = await asyncpg.connect(dsn)
     try:
         alerts = await conn.fetchval("SELECT count(*) FROM alerts")
@@ -216,7 +219,10 @@ async def _counts(dsn: str) -> tuple[int, int, int, dict[str, int]]:
             "SELECT count(*) FROM alert_versions WHERE published_at IS NULL")
         rows = await conn.fetch("SELECT code, count(*) AS n FROM alerts WHERE implied"
                                 " GROUP BY code ORDER BY code")
-        return int(alerts), int(versions), int(backlog), {r["code"]: r["n"] for r in rows}
+        gone = await conn.fetch("SELECT code, count(*) AS n FROM alerts"
+                                " WHERE status = 'WITHDRAWN' GROUP BY code ORDER BY code")
+        return (int(alerts), int(versions), int(backlog), {r["code"]: r["n"] for r in rows},
+                {r["code"]: r["n"] for r in gone})
     finally:
         await conn.close()
 
@@ -249,7 +255,7 @@ def run_verifiers(ctx: BenchContext, kafka: KafkaSettings, processes: int, tag: 
         if sampler is not None:
             summary = sampler.stop()
             sampler = None
-        alerts, versions, backlog, implied = asyncio.run(_counts(dsn))
+        alerts, versions, backlog, implied, withdrawn = asyncio.run(_counts(dsn))
         return VerifierRun(
             processes=processes,
             records=sum(end.values()),
@@ -261,6 +267,7 @@ def run_verifiers(ctx: BenchContext, kafka: KafkaSettings, processes: int, tag: 
             alert_versions=versions,
             outbox_backlog=backlog,
             implied_by_code=implied,
+            withdrawn_by_code=withdrawn,
             profile=summary,
             code=code,
         )
