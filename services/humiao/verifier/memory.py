@@ -11,6 +11,9 @@ it is added. Entries change only after the batch that produced them commits, and
 whole memory is dropped whenever the assignment changes or another processor is found
 to have moved an owned partition (fenced), because then copies may have passed us by.
 Bounded: least recently used children and refs are evicted (and re-read when needed).
+Children are bounded by the facts they hold (their own envelopes, summed), not by their
+count: a child with years of history costs a hundred times one just enrolled, so a cap
+on the count alone bounds nothing. The count cap is kept as a second, coarse bound.
 """
 
 from __future__ import annotations
@@ -49,10 +52,21 @@ class Staged:
 
 
 class Memory:
-    def __init__(self, max_children: int = 200_000, max_refs: int = 400_000) -> None:
+    def __init__(
+        self,
+        max_children: int = 200_000,
+        max_refs: int = 400_000,
+        max_facts: int = 2_000_000,
+    ) -> None:
         self.max_children = max_children
         self.max_refs = max_refs
+        #: own facts (envelopes) held across cached children at most
+        self.max_facts = max_facts
         self.children: OrderedDict[str, ChildFacts] = OrderedDict()
+        #: own facts held per cached child, as counted when it was stored
+        self._sizes: dict[str, int] = {}
+        #: sum of `_sizes`
+        self.facts_held = 0
         #: facts about each (ref, partition) held: complete as of that partition's position
         self.refs: OrderedDict[RefKey, dict[str, Envelope]] = OrderedDict()
         #: per partition, every reversal ('d:<disbursement id>') and retraction
@@ -61,6 +75,8 @@ class Memory:
 
     def clear(self) -> None:
         self.children.clear()
+        self._sizes.clear()
+        self.facts_held = 0
         self.refs.clear()
         self.rare.clear()
 
@@ -71,13 +87,17 @@ class Memory:
         return self.refs.get(key)
 
     def apply(self, staged: Staged) -> None:
-        if self.max_children <= 0:
+        if self.max_children <= 0 or self.max_facts <= 0:
             return
         for part, loaded in staged.loaded_rare.items():
             self.rare.setdefault(part, loaded)
+        sizes = self._sizes
         for key, cf in staged.children.items():
             self.children[key] = cf
             self.children.move_to_end(key)
+            size = len(cf.own)
+            self.facts_held += size - sizes.get(key, 0)
+            sizes[key] = size
         for rk, facts in staged.refs.items():
             self.refs[rk] = facts
             self.refs.move_to_end(rk)
@@ -89,7 +109,10 @@ class Memory:
             known = self.rare.get(part)
             if known is not None:
                 known.setdefault(ref, {})[env.event_id] = env
-        while len(self.children) > self.max_children:
-            self.children.popitem(last=False)
+        while self.children and (
+            len(self.children) > self.max_children or self.facts_held > self.max_facts
+        ):
+            key, _ = self.children.popitem(last=False)
+            self.facts_held -= sizes.pop(key)
         while len(self.refs) > self.max_refs:
             self.refs.popitem(last=False)

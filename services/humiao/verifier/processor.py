@@ -192,6 +192,7 @@ class Processor:
         metrics: VerifierMetrics,
         decoded_cache: int = 200_000,
         cached_children: int = 200_000,
+        cached_facts: int = 2_000_000,
     ) -> None:
         self.group = group
         self.secret = secret
@@ -202,7 +203,9 @@ class Processor:
         #: Alert transitions of the batch in progress, counted only once it commits.
         self._pending_notes: list[tuple[str, str, int, Mapping[str, Any] | None]] = []
         self._clock = _Clock()
-        self.memory = Memory(max_children=cached_children, max_refs=2 * cached_children)
+        self.memory = Memory(
+            max_children=cached_children, max_refs=2 * cached_children, max_facts=cached_facts
+        )
         self._staged = Staged()
 
     def forget(self) -> None:

@@ -51,6 +51,9 @@ class VerifierSettings(BaseSettings):
     humiao_verifier_decoded_cache: int = Field(default=200_000, ge=0)
     #: Children whose facts are kept in memory (memory.py); 0 turns the working set off.
     humiao_verifier_cached_children: int = Field(default=200_000, ge=0)
+    #: Facts (envelopes) held across cached children at most, the bound that tracks
+    #: memory (~1 KB each); least recently used children go first. 0 turns the set off.
+    humiao_verifier_cached_facts: int = Field(default=2_000_000, ge=0)
     #: Optional per-region policy file (TOML); unset: the built-in defaults.
     humiao_policy_file: str | None = None
 
@@ -114,6 +117,7 @@ class Verifier:
             metrics=self.metrics,
             decoded_cache=s.humiao_verifier_decoded_cache,
             cached_children=s.humiao_verifier_cached_children,
+            cached_facts=s.humiao_verifier_cached_facts,
         )
         self.consumer = ConsumerLoop(
             bootstrap=self.kafka.bootstrap,
