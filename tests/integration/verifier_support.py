@@ -126,25 +126,29 @@ async def wait_for(predicate: Any, timeout: float, what: str, interval: float = 
 
 
 def read_topic(settings: KafkaSettings, topic: str, timeout: float = 10.0) -> list[Any]:
-    """Every record now on `topic` (all partitions), read without a group."""
+    """Every record now on `topic` (all partitions), read without a group.
+
+    The end is each partition's fetch high watermark, not ListOffsets: the embedded
+    broker answers ListOffsets short of the end (see humiao.verifier.progress)."""
+    import time
+
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         consumer.assign(tps)
         consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
         out: list[Any] = []
-        remaining = {tp for tp in tps if end[tp] > 0}
-        import time
+
+        def at_end(tp: TopicPartition) -> bool:
+            high = consumer.highwater(tp)
+            return high is not None and consumer.position(tp) >= high
 
         deadline = time.monotonic() + timeout
-        while remaining and time.monotonic() < deadline:
-            for tp, recs in consumer.poll(timeout_ms=200).items():
+        while not all(at_end(tp) for tp in tps):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end"
+            for recs in consumer.poll(timeout_ms=200).values():
                 out.extend(recs)
-                if recs and recs[-1].offset + 1 >= end[tp]:
-                    remaining.discard(tp)
-        assert not remaining, f"could not read {topic} to its end"
         return out
     finally:
         consumer.close()
