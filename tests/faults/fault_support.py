@@ -33,7 +33,7 @@ import asyncpg
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from humiao.adapters.topics import ensure_topics
+from humiao.adapters.topics import ensure_topics, log_end_offsets
 from humiao.config import KafkaSettings
 from humiao.domain.identity import looks_like_citizen_id
 from humiao.stack.broker import free_port
@@ -397,39 +397,8 @@ class TcpProxy:
 
 
 def true_end_offsets(bootstrap: str, topic: str, timeout: float = 15.0) -> dict[int, int]:
-    """The next offset of every partition of `topic`, from a fetch's high watermark.
-
-    ListOffsets (what `end_offsets` asks) is not trusted here: the embedded broker (Tansu,
-    memory storage) answers the base offset of the last record batch plus one, so a
-    partition holding one batch of 1000 records reports an end of 1. The high watermark
-    of a fetch response is right, so read the last batch and take that.
-    """
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                             client_id="fault-suite-ends")
-    try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        reported = consumer.end_offsets(tps)
-        ends = {tp.partition: 0 for tp in tps if reported[tp] == 0}
-        todo = [tp for tp in tps if reported[tp] > 0]
-        if todo:
-            consumer.assign(todo)
-            for tp in todo:
-                consumer.seek(tp, reported[tp] - 1)  # inside the last batch
-            deadline = time.monotonic() + timeout
-            while todo and time.monotonic() < deadline:
-                consumer.poll(timeout_ms=200)
-                for tp in list(todo):
-                    high = consumer.highwater(tp)
-                    if high is not None:
-                        ends[tp.partition] = high
-                        todo.remove(tp)
-            assert not todo, f"no high watermark for {todo}"
-        return ends
-    finally:
-        consumer.close()
+    """The next offset of every partition of `topic` (not ListOffsets: see the adapter)."""
+    return log_end_offsets(bootstrap, topic, timeout)
 
 
 def read_all(bootstrap: str, topic: str, timeout: float = 20.0) -> list[Any]:

@@ -36,3 +36,22 @@ async def test_migrations_apply_once(database_url: str) -> None:
         await pool.close()
     conn2 = await asyncpg.connect(database_url)
     await conn2.close()
+
+
+def test_log_end_offsets_are_the_true_ends(kafka_settings: KafkaSettings) -> None:
+    """Records sent in one batch: ListOffsets on the embedded broker can fall short of
+    the end, the high-watermark reading must not."""
+    from kafka import KafkaProducer
+
+    from humiao.adapters.topics import log_end_offsets
+
+    ensure_topics(kafka_settings)
+    producer = KafkaProducer(bootstrap_servers=kafka_settings.bootstrap, linger_ms=200)
+    try:
+        for i in range(50):
+            producer.send(kafka_settings.events_topic, value=b"x%d" % i, partition=1)
+        producer.flush()
+    finally:
+        producer.close()
+    ends = log_end_offsets(kafka_settings.bootstrap, kafka_settings.events_topic)
+    assert ends == {p: (50 if p == 1 else 0) for p in range(kafka_settings.humiao_partitions)}

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 from kafka.partitioner.default import murmur2
@@ -59,3 +60,42 @@ def ensure_topics(settings: KafkaSettings) -> None:
             log.info("created topics %s", [t.name for t in wanted])
     finally:
         admin.close()
+
+
+def log_end_offsets(bootstrap: str, topic: str, timeout: float = 30.0) -> dict[int, int]:
+    """The next offset of every partition of `topic`, from a fetch's high watermark.
+
+    Not ListOffsets (KafkaConsumer.end_offsets) alone: the embedded broker (Tansu 0.6,
+    memory storage) answers it with the base offset of the last record batch plus one,
+    short of the end. Its answer still lands inside the last batch, so one small fetch
+    from there gives the true high watermark (on Apache Kafka both agree). Blocking."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        client_id="humiao-log-ends",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=10,
+        max_partition_fetch_bytes=1024,
+    )
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        reported = consumer.end_offsets(tps) if tps else {}
+        ends = {tp.partition: 0 for tp in tps if reported[tp] == 0}
+        todo = [tp for tp in tps if reported[tp] > 0]
+        if todo:
+            consumer.assign(todo)
+            for tp in todo:
+                consumer.seek(tp, reported[tp] - 1)
+            deadline = time.monotonic() + timeout
+            while todo:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"no high watermark for {topic} {todo}")
+                consumer.poll(timeout_ms=100, max_records=1)
+                for tp in list(todo):
+                    high = consumer.highwater(tp)
+                    if high is not None:
+                        ends[tp.partition] = int(high)
+                        todo.remove(tp)
+        return ends
+    finally:
+        consumer.close(autocommit=False)

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
+from humiao.adapters.topics import log_end_offsets
 from humiao.bench.context import BenchContext
 from humiao.bench.processes import RssSampler, Service, ServiceFailed, spawn
 from humiao.bench.profile import ProfileSummary, Sampler
@@ -41,27 +42,8 @@ def consumer_settings(batch_max: int) -> dict[str, Any]:
 
 
 def end_offsets(kafka: KafkaSettings, timeout: float = 30.0) -> dict[int, int]:
-    """The log end of every partition of the events topic, from a fetch's high watermark.
-
-    Not from ListOffsets (KafkaConsumer.end_offsets): the embedded Tansu answers it with
-    the base offset of the last record batch + 1, short of the end by that batch's size
-    less one (seen with Tansu 0.6.0)."""
-    consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap, enable_auto_commit=False,
-                             client_id="humiao-bench-bounds", fetch_max_wait_ms=10,
-                             max_partition_fetch_bytes=1024)
-    try:
-        parts = consumer.partitions_for_topic(kafka.events_topic) or set()
-        tps = [TopicPartition(kafka.events_topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        deadline = time.monotonic() + timeout
-        while any(consumer.highwater(tp) is None for tp in tps):
-            consumer.poll(timeout_ms=100, max_records=1)
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no high watermark for {kafka.events_topic}")
-        return {tp.partition: int(consumer.highwater(tp)) for tp in tps}
-    finally:
-        consumer.close(autocommit=False)
+    """The true log end of every partition of the events topic."""
+    return log_end_offsets(kafka.bootstrap, kafka.events_topic, timeout)
 
 
 class _Clock(ConsumerRebalanceListener):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -14,6 +13,7 @@ from typing import TypeVar
 import asyncpg
 from kafka import KafkaConsumer, TopicPartition
 
+from humiao.adapters.topics import log_end_offsets
 from humiao.config import KafkaSettings
 from humiao.verifier import store
 
@@ -36,36 +36,18 @@ def topic_bounds(
     settings: KafkaSettings, timeout: float = 30.0
 ) -> tuple[dict[int, int], dict[int, int]]:
     """(beginning, end) offsets of every partition of the events topic. Blocking.
-
-    The end is the high watermark of a fetch, not ListOffsets: the embedded broker
-    (Tansu 0.6) answers ListOffsets with the last record *batch's* base offset + 1,
-    short of the end (checked: 10 records in one batch -> 1)."""
+    The end is the true log end (see humiao.adapters.topics.log_end_offsets)."""
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap,
-        client_id="humiao-progress",
-        enable_auto_commit=False,
-        fetch_max_wait_ms=10,
-        max_partition_fetch_bytes=1024,
+        bootstrap_servers=settings.bootstrap, client_id="humiao-progress", enable_auto_commit=False
     )
     try:
         parts = consumer.partitions_for_topic(settings.events_topic) or set()
         tps = [TopicPartition(settings.events_topic, p) for p in sorted(parts)]
-        if not tps:
-            return {}, {}
-        begin = consumer.beginning_offsets(tps)
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        deadline = time.monotonic() + timeout
-        while any(consumer.highwater(tp) is None for tp in tps):
-            consumer.poll(timeout_ms=100, max_records=1)
-            if time.monotonic() > deadline:
-                raise TimeoutError("no high watermark from the broker")
-        return (
-            {tp.partition: off for tp, off in begin.items()},
-            {tp.partition: int(consumer.highwater(tp)) for tp in tps},
-        )
+        begin = consumer.beginning_offsets(tps) if tps else {}
     finally:
         consumer.close()
+    ends = log_end_offsets(settings.bootstrap, settings.events_topic, timeout)
+    return {tp.partition: off for tp, off in begin.items()}, ends
 
 
 async def _in_thread(fn: Callable[[], T]) -> T:
