@@ -19,7 +19,6 @@ class Rejection(enum.StrEnum):
     duplicates are answered DUPLICATE and counted by the events `outcome` label only."""
 
     INVALID_FIELD = "invalid_field"
-    UNDECODABLE = "undecodable"
     SOURCE_MISMATCH = "source_mismatch"
     REGION_NOT_ALLOWED = "region_not_allowed"
     KIND_NOT_ALLOWED = "kind_not_allowed"
