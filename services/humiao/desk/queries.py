@@ -347,17 +347,24 @@ async def timeline_facts(conn: asyncpg.Connection, child_key: str) -> list[async
     facts (standards, cycle closes) are left out: they concern every child of a region."""
     if not await facts_table_exists(conn):
         return []
-    rows = list(
-        await conn.fetch(
-            "SELECT event_id, kind, ref, payload FROM facts WHERE child_key = $1"
-            " UNION ALL"
-            " SELECT f.event_id, f.kind, f.ref, f.payload FROM child_refs c"
-            " JOIN facts f ON f.ref = c.ref"
-            " WHERE c.child_key = $1 AND (c.ref LIKE 'p:%' OR c.ref LIKE 'd:%')",
-            child_key,
-        )
+    # Own facts (ref NULL: a disbursement's row carries its 'd:' ref only for lookups);
+    # person facts and reversals through child_refs; reversals through the child's own
+    # disbursement rows (how they are linked since migration 006).
+    found = await conn.fetch(
+        "SELECT event_id, kind, NULL::text AS ref, payload FROM facts WHERE child_key = $1"
+        " UNION ALL"
+        " SELECT f.event_id, f.kind, f.ref, f.payload FROM child_refs c"
+        " JOIN facts f ON f.ref = c.ref AND f.child_key IS NULL"
+        " WHERE c.child_key = $1 AND (c.ref LIKE 'p:%' OR c.ref LIKE 'd:%')"
+        " UNION ALL"
+        " SELECT r.event_id, r.kind, r.ref, r.payload FROM facts d"
+        " JOIN facts r ON r.ref = d.ref AND r.child_key IS NULL"
+        " WHERE d.child_key = $1 AND d.ref IS NOT NULL",
+        child_key,
     )
-    seen = {r["event_id"] for r in rows}
+    by_id = {r["event_id"]: r for r in found}
+    rows = list(by_id.values())
+    seen = set(by_id)
     retractions = await conn.fetch(
         "SELECT event_id, kind, ref, payload FROM facts WHERE ref = ANY($1)",
         [f"e:{event_id}" for event_id in seen],

@@ -40,7 +40,6 @@ from humiao.domain.identity import pseudonym
 from humiao.domain.lifecycle import AlertChange, StoredAlert, reconcile
 from humiao.domain.policy import PolicyBook
 from humiao.domain.rules import evaluate_child
-from humiao.domain.timeline import persons_named
 from humiao.domain.validation import ValidationFailed
 from humiao.verifier import store
 from humiao.verifier.memory import ChildFacts, Memory, Staged
@@ -95,6 +94,9 @@ class Incoming:
     env: ev.Envelope
     partition: int
     row: store.FactRow
+    #: for a child fact, the refs it names ('p:<person key>', 'r:<region>'): worked out
+    #: while decoding, which overlaps the previous batch's transaction
+    refs: tuple[str, ...] = ()
 
 
 @dataclass
@@ -251,17 +253,31 @@ class Processor:
             except ValidationFailed as exc:
                 dead.append(DeadLetter(rec, classify(exc), str(exc)))
                 continue
-            child_id = env.child_id() if env.kind in ev.CHILD_KINDS else None
-            row = store.FactRow(
-                event_id=env.event_id,
-                kind=env.kind,
-                child_key=self.key_of(child_id) if child_id is not None else None,
-                part=rec.partition if child_id is not None else None,
-                ref=None if child_id is not None else self._ref_of(env),
-                recorded_at=env.recorded_at,
-                payload=rec.value,
-            )
-            facts.append(Incoming(env, rec.partition, row))
+            body = env.body
+            if env.kind in ev.CHILD_KINDS:
+                child_key = self.key_of(body.child_id)  # type: ignore[union-attr]
+                row = store.FactRow(
+                    event_id=env.event_id,
+                    kind=env.kind,
+                    child_key=child_key,
+                    part=rec.partition,
+                    # a disbursement carries its id as ref: a later reversal finds it so
+                    ref="d:" + body.disbursement_id if type(body) is ev.Disbursement else None,
+                    recorded_at=env.recorded_at,
+                    payload=rec.value,
+                )
+                facts.append(Incoming(env, rec.partition, row, self._named_refs(child_key, body)))
+            else:
+                row = store.FactRow(
+                    event_id=env.event_id,
+                    kind=env.kind,
+                    child_key=None,
+                    part=None,
+                    ref=self._ref_of(env),
+                    recorded_at=env.recorded_at,
+                    payload=rec.value,
+                )
+                facts.append(Incoming(env, rec.partition, row))
         return PreparedBatch(
             topic=topic,
             facts=facts,
@@ -272,21 +288,19 @@ class Processor:
             decode_seconds=time.perf_counter() - started,
         )
 
-    def _child_refs(self, inc: Incoming) -> list[tuple[str, str, int]]:
-        """What a child fact names, as child_refs rows."""
-        body = inc.env.body
-        child_key = inc.row.child_key
-        assert child_key is not None
-        child_id = inc.env.child_id()
-        assert child_id is not None
-        part = inc.partition
-        named = persons_named([inc.env], child_id)
-        refs = [(child_key, "p:" + self.key_of(p), part) for p in named]
-        if isinstance(body, ev.ChildEnrolled):
-            refs.append((child_key, "r:" + body.region, part))
-        elif isinstance(body, ev.Disbursement):
-            refs.append((child_key, "d:" + body.disbursement_id, part))
-        return refs
+    def _named_refs(self, child_key: str, body: ev.Body) -> tuple[str, ...]:
+        """The refs a child fact names (what persons_named and the enrollment's region
+        give, per fact): the child itself, parents, guardian, payee, enrolled region."""
+        own = "p:" + child_key
+        if type(body) is ev.Disbursement:
+            payee = body.payee_id
+            return (own,) if payee == body.child_id else (own, "p:" + self.key_of(payee))
+        if type(body) is ev.GuardianAppointed:
+            return (own, "p:" + self.key_of(body.guardian_id))
+        if type(body) is ev.ChildEnrolled:
+            parents = tuple("p:" + self.key_of(p.person_id) for p in body.parents)
+            return (own, *parents, "r:" + body.region)
+        return (own,)
 
     # --- the transaction ----------------------------------------------------------------
 
@@ -346,16 +360,10 @@ class Processor:
                     affected.add(key)
                     new_facts.setdefault(key, {})[row.event_id] = inc.env
                     cached = mem.child(key)
-                    for r in self._child_refs(inc):
-                        if cached is None or r[1] not in cached.refs:
-                            refs.append(r)
-                            # A disbursement's ref only lets a later reversal find the
-                            # child (child_refs); reversals are loaded per partition
-                            # (Memory.rare), so held refs stay persons and regions, as
-                            # refs_of_children gives them. Held, they grew by one per
-                            # payment and crowded the person and region refs out.
-                            if not r[1].startswith("d:"):
-                                new_refs.setdefault(key, set()).add(r[1])
+                    for r in inc.refs:
+                        if cached is None or r not in cached.refs:
+                            refs.append((key, r, inc.partition))
+                            new_refs.setdefault(key, set()).add(r)
             elif row.ref is not None:
                 if isinstance(inc.env.body, ev.EventRetracted):
                     retractions.append((inc.env.body.retracted_event_id, inc.partition))

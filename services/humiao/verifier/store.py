@@ -143,16 +143,26 @@ async def insert_child_refs(
 async def children_referencing(
     conn: asyncpg.Connection, pairs: Iterable[tuple[str, int]]
 ) -> set[str]:
-    """Children of the given partitions whose facts name the given refs."""
+    """Children of the given partitions whose facts name the given refs: persons and
+    regions through child_refs, disbursements ('d:' refs) through the disbursement's own
+    fact row (migrations/006_disbursement_refs.sql)."""
     unique = sorted(set(pairs))
     if not unique:
         return set()
+    paid = [p for p in unique if p[0].startswith("d:")]
     rows = await conn.fetch(
-        "SELECT DISTINCT c.child_key FROM child_refs c"
+        "SELECT c.child_key FROM child_refs c"
         " JOIN unnest($1::text[], $2::int[]) AS q(ref, part)"
-        " ON c.ref = q.ref AND c.part = q.part",
+        " ON c.ref = q.ref AND c.part = q.part"
+        " UNION"
+        " SELECT f.child_key FROM facts f"
+        " JOIN unnest($3::text[], $4::int[]) AS q(ref, part)"
+        " ON f.ref = q.ref AND f.part = q.part"
+        " WHERE f.child_key IS NOT NULL",
         [p[0] for p in unique],
         [p[1] for p in unique],
+        [p[0] for p in paid],
+        [p[1] for p in paid],
     )
     return {r["child_key"] for r in rows}
 
