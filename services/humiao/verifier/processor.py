@@ -13,7 +13,9 @@ transaction as the state, fenced by locking the offset rows first.
 
 Reads are one round per batch: what the in-memory working set (memory.py) lacks is
 loaded with a handful of queries; writes are one statement per table (arrays through
-`unnest`, COPY for versions). A child whose fact set did not change is not re-evaluated.
+`unnest`, COPY for versions). A child whose fact set did not change is not re-evaluated;
+a held child whose new facts are period-bound (payments, closes, reversals) is re-checked
+for those periods only (domain/scope.py), and its alerts of other periods stand.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ from humiao.domain.identity import pseudonym
 from humiao.domain.lifecycle import AlertChange, StoredAlert, reconcile
 from humiao.domain.policy import PolicyBook
 from humiao.domain.rules import evaluate_child
+from humiao.domain.scope import period_scope
+from humiao.domain.values import Period
 from humiao.domain.validation import ValidationFailed
 from humiao.verifier import store
 from humiao.verifier.memory import ChildFacts, Memory, Staged
@@ -405,8 +409,8 @@ class Processor:
 
         facts_by_child = await self._load(conn, affected, batch, new_facts, new_refs)
         drafts = {
-            key: evaluate_child(child_id, facts, self.policies)
-            for key, (child_id, facts) in facts_by_child.items()
+            key: evaluate_child(child_id, facts, self.policies, periods)
+            for key, (child_id, facts, periods) in facts_by_child.items()
         }
         clock.lap("evaluate")
         stored_rows = await store.lock_alerts(conn, drafts)
@@ -420,6 +424,10 @@ class Processor:
         changes: list[tuple[str, AlertChange]] = []
         for key, child_drafts in drafts.items():
             mine = stored_by_child.get(key, {})
+            periods = facts_by_child[key][2]
+            if periods is not None and mine:  # alerts of other periods stand as they are
+                texts = {str(p) for p in periods}
+                mine = {a: r for a, r in mine.items() if r["period"] in texts}
             if not child_drafts and not mine:
                 continue
             for change in reconcile({a: _stored_alert(r) for a, r in mine.items()}, child_drafts):
@@ -478,7 +486,7 @@ class Processor:
         batch: PreparedBatch,
         new_facts: Mapping[str, Mapping[str, ev.Envelope]],
         new_refs: Mapping[str, set[str]],
-    ) -> dict[str, tuple[str, list[ev.Envelope]]]:
+    ) -> dict[str, tuple[str, list[ev.Envelope], frozenset[Period] | None]]:
         """Every fact relevant to each affected child whose fact set changed: own facts,
         facts about the persons, regions and disbursements it names and retractions of any
         of those (transitively), the non-child ones as far as the child's partition has
@@ -538,7 +546,7 @@ class Processor:
                 targets[part] = (retracting, reversing)
             return targets[part]
 
-        out: dict[str, tuple[str, list[ev.Envelope]]] = {}
+        out: dict[str, tuple[str, list[ev.Envelope], frozenset[Period] | None]] = {}
         for key in affected:
             c = cached.get(key)
             if c is not None:
@@ -578,7 +586,18 @@ class Processor:
             staged.children[key] = ChildFacts(child_id, part, own, refs, size)
             if c is not None and c.evaluated == size:
                 continue  # the same set as last time: the same verdict
-            out[key] = (child_id, list(facts.values()))
+            every = list(facts.values())
+            scope = None
+            if c is not None:
+                # The verdict on the facts held before this batch is stored: when what
+                # the batch added is period-bound, only those periods are checked again.
+                new = {eid for eid in facts if eid in in_batch}
+                if c.evaluated == size - len(new):
+                    scope = period_scope(every, new)
+            if scope is None:
+                out[key] = (child_id, every, None)
+            else:
+                out[key] = (child_id, scope.facts, scope.periods)
         self._clock.lap("load_assemble")
         return out
 

@@ -1,0 +1,60 @@
+"""domain.scope: new period-bound facts change only their scope's periods, and the
+scope's facts give exactly those periods' alerts."""
+
+from __future__ import annotations
+
+from factories import CHILD, closed, enrolled, guardian, paid, reversed_, standard
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_order_independence import BOOK, CHILDREN, histories
+
+from humiao.domain.events import Envelope
+from humiao.domain.rules import evaluate_child
+from humiao.domain.scope import period_scope
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.data())
+def test_a_scope_holds_every_change_and_its_facts_give_its_alerts(
+    facts: list[Envelope], data: st.DataObject
+) -> None:
+    new = data.draw(st.sets(st.sampled_from([e.event_id for e in facts])) if facts
+                    else st.just(set()))
+    before = [e for e in facts if e.event_id not in new]
+    for child in CHILDREN:
+        scope = period_scope(facts, new)
+        if scope is None:
+            continue  # some new fact can change any period: the caller evaluates whole
+        after = evaluate_child(child, facts, BOOK)
+        outside_before = [a for a in evaluate_child(child, before, BOOK)
+                          if a.period not in scope.periods]
+        assert [a for a in after if a.period not in scope.periods] == outside_before
+        assert evaluate_child(child, scope.facts, BOOK, scope.periods) == [
+            a for a in after if a.period in scope.periods
+        ]
+
+
+def test_a_new_payment_scopes_its_month_and_a_moved_payment_both() -> None:
+    history = [enrolled(approved="2023-12-10"), guardian(), standard(80000), paid("2024-01"),
+               paid("2024-02", disbursement_id="D-2"), closed("2024-03")]
+    moved = paid("2024-03", disbursement_id="D-2")  # a correction moves D-2 to March
+    scope = period_scope([*history, moved], {moved.event_id})
+    assert scope is not None
+    assert sorted(str(p) for p in scope.periods) == ["2024-02", "2024-03"]
+    kinds = sorted(e.kind for e in scope.facts)
+    assert kinds.count("disbursement") == 2 and kinds.count("paymentCycleClosed") == 1
+    assert evaluate_child(CHILD, scope.facts, BOOK, scope.periods) == []
+
+
+def test_a_reversal_scopes_its_payment_and_other_facts_scope_nothing() -> None:
+    pay = paid("2024-02", disbursement_id="D-7")
+    back = reversed_(pay)
+    history = [enrolled(approved="2023-12-10"), guardian(), standard(80000), pay,
+               closed("2024-02")]
+    scope = period_scope([*history, back], {back.event_id})
+    assert scope is not None and [str(p) for p in scope.periods] == ["2024-02"]
+    missed = evaluate_child(CHILD, scope.facts, BOOK, scope.periods)
+    assert [a.code.name for a in missed] == ["MISSED_PAYMENT"]
+    assert period_scope(history, {history[1].event_id}) is None  # a guardian: any period
+    nothing = period_scope(history, set())
+    assert nothing is not None and not nothing.periods
