@@ -43,8 +43,8 @@ from humiao.domain.lifecycle import AlertChange, StoredAlert, reconcile
 from humiao.domain.policy import PolicyBook
 from humiao.domain.rules import evaluate_child
 from humiao.domain.scope import period_scope
-from humiao.domain.values import Period
 from humiao.domain.validation import ValidationFailed
+from humiao.domain.values import Period
 from humiao.verifier import store
 from humiao.verifier.memory import ChildFacts, Memory, Staged
 from humiao.verifier.metrics import VerifierMetrics
