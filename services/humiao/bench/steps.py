@@ -14,8 +14,11 @@ if TYPE_CHECKING:
     from humiao.bench.cli import Run
     from humiao.config import KafkaSettings
 
-#: The verifier's default micro-batch (VerifierSettings.humiao_verifier_batch_max).
-DEFAULT_BATCH_MAX = 5000
+def default_batch_max() -> int:
+    """The verifier's default micro-batch, so the raw consumer polls as the verifier does."""
+    from humiao.verifier.service import VerifierSettings
+
+    return int(VerifierSettings.model_fields["humiao_verifier_batch_max"].default)
 
 
 def run_all(run: Run) -> None:
@@ -41,7 +44,7 @@ def run_all(run: Run) -> None:
 
 
 def batch_max(run: Run) -> int:
-    return int(run.ctx.verifier_env.get("HUMIAO_VERIFIER_BATCH_MAX", DEFAULT_BATCH_MAX))
+    return int(run.ctx.verifier_env.get("HUMIAO_VERIFIER_BATCH_MAX", default_batch_max()))
 
 
 def produce_input(run: Run, state: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ EVENTS = Counter(
 BATCH_RECORDS = Histogram(
     "humiao_verifier_batch_records",
     "Records per committed micro-batch",
-    buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 20000, 50000),
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 20000, 50000, 100000),
 )
 BATCH_SECONDS = Histogram(
     "humiao_verifier_batch_duration_seconds",

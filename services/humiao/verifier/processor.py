@@ -501,8 +501,9 @@ class Processor:
                 where[key] = (part, set(listed))
         for key, c in cached.items():
             where[key] = (c.part, c.refs | new_refs[key] if key in new_refs else c.refs)
+        held_refs = mem.refs
         needed = {
-            (r, part) for part, rs in where.values() for r in rs if mem.ref((r, part)) is None
+            (r, part) for part, rs in where.values() for r in rs if (r, part) not in held_refs
         }
         rows = self._decode_rows(await store.load_facts(conn, uncached, needed), in_batch)
         rare: dict[int, dict[str, dict[str, ev.Envelope]]] = {}
@@ -559,11 +560,16 @@ class Processor:
                 continue  # refs without facts cannot happen; nothing to evaluate
             part, refs = where[key]
             facts = dict(own)
+            #: facts this batch brought to the child (a copy seen before may be among them)
+            added: set[str] = set(new_facts[key]) if key in new_facts else set()
             for ref in refs:
-                held = mem.ref((ref, part))
-                facts.update(held if held is not None else ref_db[(ref, part)])
-                if (ref, part) in batch_refs:
-                    facts.update(batch_refs[(ref, part)])
+                rk = (ref, part)
+                held = held_refs.get(rk)
+                facts.update(held if held is not None else ref_db[rk])
+                fresh = batch_refs.get(rk)
+                if fresh is not None:
+                    facts.update(fresh)
+                    added.update(fresh)
             # Reversals of its disbursements and retractions of anything it rests on,
             # transitively (a reversal can be retracted, a retraction retracted).
             retracting, reversing = by_target(part)
@@ -573,12 +579,15 @@ class Processor:
                     nxt = []
                     for env in frontier:
                         found = retracting.get(env.event_id)
-                        if isinstance(env.body, ev.Disbursement):
-                            found = (found or []) + reversing.get(env.body.disbursement_id, [])
+                        body = env.body
+                        if type(body) is ev.Disbursement and body.disbursement_id in reversing:
+                            found = (found or []) + reversing[body.disbursement_id]
                         for renv in found or ():
                             if renv.event_id not in facts:
                                 facts[renv.event_id] = renv
                                 nxt.append(renv)
+                                if renv.event_id in in_batch:
+                                    added.add(renv.event_id)
                     frontier = nxt
             child_id = next(iter(own.values())).child_id()
             assert child_id is not None
@@ -588,12 +597,12 @@ class Processor:
                 continue  # the same set as last time: the same verdict
             every = list(facts.values())
             scope = None
-            if c is not None:
-                # The verdict on the facts held before this batch is stored: when what
-                # the batch added is period-bound, only those periods are checked again.
-                new = {eid for eid in facts if eid in in_batch}
-                if c.evaluated == size - len(new):
-                    scope = period_scope(every, new)
+            # The verdict on the facts held before this batch is stored: when all the batch
+            # added is period-bound, only those periods are checked again. (A fact reached
+            # from an earlier batch, such as a reversal met before its payment, leaves the
+            # sizes apart: then the child is evaluated whole.)
+            if c is not None and c.evaluated == size - len(added):
+                scope = period_scope(every, added)
             if scope is None:
                 out[key] = (child_id, every, None)
             else:

@@ -41,7 +41,7 @@ class VerifierSettings(BaseSettings):
     humiao_verifier_group: str = DEFAULT_GROUP
     #: Records per micro-batch at most. Batches are only this big when records wait (a
     #: backlog or replay): each child is then evaluated once per batch, not per record.
-    humiao_verifier_batch_max: int = Field(default=20_000, ge=1, le=200_000)
+    humiao_verifier_batch_max: int = Field(default=100_000, ge=1, le=200_000)
     #: How long a batch waits for more records once the first arrived.
     humiao_verifier_linger_ms: int = Field(default=50, ge=0, le=10_000)
     #: Consumer-group session timeout: how soon a dead member's partitions move.
