@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from humiao.adapters.topics import ensure_topics
-from humiao.bench.verifier_runs import end_offsets, raw_consume
+from humiao.bench.verifier_runs import decode_consume, end_offsets, raw_consume
 from humiao.bench.workload import memory_records, produce
 from humiao.config import KafkaSettings
 
@@ -30,3 +30,6 @@ def test_produce_then_raw_consume_reads_every_record(kafka_bootstrap: str) -> No
     result = raw_consume(kafka_bootstrap, settings.events_topic, records, batch_max=500)
     assert result["records"] == records
     assert result["records_per_s"] > 0
+    # the decode ceiling decodes every record: the well-formed ones all validate
+    decoded = decode_consume(kafka_bootstrap, settings.events_topic, records, batch_max=500)
+    assert decoded["records"] == records and decoded["invalid"] == 0

@@ -119,6 +119,8 @@ def results_rows(res: Mapping[str, Any]) -> list[Row]:
     rows = [
         Row("raw kafka-python consume", fmt_rate(g("raw_consume_records_per_s")),
             "the limit (~175k/s)"),
+        Row("  decode+validate only", fmt_rate(g("decode_ceiling_records_per_s")),
+            "a Python verifier's ceiling"),
         Row("verifier, 1 process", fmt_rate(g("verifier_events_per_s"))),
         Row("  ratio to raw", fmt_ratio(g("verifier_to_raw_ratio")), ">= 0.25",
             _met(g("verifier_to_raw_ratio"), lambda v: v >= 0.25)),

@@ -109,7 +109,7 @@ def produce_input(run: Run, state: dict[str, Any]) -> None:
 
 
 def raw(run: Run, state: dict[str, Any]) -> None:
-    from humiao.bench.verifier_runs import raw_consume
+    from humiao.bench.verifier_runs import decode_consume, raw_consume
 
     kafka: KafkaSettings = state["kafka"]
     expected = sum(state["end"].values())
@@ -121,6 +121,14 @@ def raw(run: Run, state: dict[str, Any]) -> None:
     run.flat["raw_consume_records_per_s"] = round(best)
     each = ", ".join(f"{t['records_per_s']:,.0f}" for t in tries)
     say(f"   {expected} records, best of 2: {best:,.0f} records/s ({each})")
+    ceiling = decode_consume(run.ctx.bootstrap, kafka.events_topic, expected, batch_max(run))
+    run.details["decode_ceiling"] = {**ceiling, "records_per_s": round(ceiling["records_per_s"])}
+    run.flat["decode_ceiling_records_per_s"] = round(ceiling["records_per_s"])
+    set_ratio(run, "decode_ceiling_to_raw_ratio", "decode_ceiling_records_per_s",
+              "raw_consume_records_per_s")
+    say(f"   the same read, decoding and validating every record (no state): "
+        f"{ceiling['records_per_s']:,.0f} records/s, "
+        f"{run.flat['decode_ceiling_to_raw_ratio']} of raw")
 
 
 def verifier(run: Run, state: dict[str, Any], processes: int) -> None:

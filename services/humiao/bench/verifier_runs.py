@@ -81,6 +81,41 @@ def raw_consume(bootstrap: str, topic: str, expected: int, batch_max: int,
     return {"records": got, "seconds": round(seconds, 3), "records_per_s": got / seconds}
 
 
+def decode_consume(bootstrap: str, topic: str, expected: int, batch_max: int,
+                   timeout: float = 600.0) -> dict[str, Any]:
+    """The raw read plus what every verifier must do to each record before any state:
+    decode and validate it into a domain envelope. No database, no evaluation: the
+    ceiling of a Python verifier on this machine, reported beside the raw limit."""
+    from humiao.adapters.codec import envelope_from_bytes
+    from humiao.domain.validation import ValidationFailed
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap,
+                             group_id=f"bench-decode-{uuid.uuid4().hex}",
+                             client_id="humiao-bench-decode", **consumer_settings(batch_max))
+    clock = _Clock()
+    got = invalid = 0
+    try:
+        consumer.subscribe([topic], listener=clock)
+        deadline = time.monotonic() + timeout
+        while got < expected:
+            for records in consumer.poll(timeout_ms=200, max_records=batch_max).values():
+                got += len(records)
+                for rec in records:
+                    try:
+                        envelope_from_bytes(rec.value)
+                    except ValidationFailed:
+                        invalid += 1
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"decoding consumer read {got} of {expected} records")
+        done = time.perf_counter()
+    finally:
+        consumer.close(autocommit=False)
+    assert clock.assigned is not None
+    seconds = done - clock.assigned
+    return {"records": got, "invalid": invalid, "seconds": round(seconds, 3),
+            "records_per_s": got / seconds}
+
+
 @dataclass
 class VerifierRun:
     processes: int

@@ -34,17 +34,23 @@ class Scope:
     facts: list[Envelope]
 
 
-def period_scope(facts: Iterable[Envelope], new_ids: Collection[str]) -> Scope | None:
+def period_scope(
+    facts: Iterable[Envelope] | dict[str, Envelope], new_ids: Collection[str]
+) -> Scope | None:
     """The scope of the facts whose ids are in `new_ids` (the rest of `facts` were
-    evaluated before), or None when one of them can change any period.
+    evaluated before), or None when one of them can change any period. `facts` may be
+    a dict by event id (one envelope per id already).
 
     Then `evaluate_child(child, scope.facts, policies, scope.periods)` equals the full
     evaluation of `facts` filtered to `scope.periods`.
     """
-    seq = facts if isinstance(facts, list) else list(facts)
-    # one envelope per event id, chosen as the timeline chooses (never by arrival order)
-    unique = {env.event_id: env for env in seq}
-    every = list(unique.values()) if len(unique) == len(seq) else list(dedupe(seq).values())
+    if isinstance(facts, dict):  # a dict, not any Mapping: the ABC check costs per child
+        every: list[Envelope] = list(facts.values())
+    else:
+        seq: list[Envelope] = facts if isinstance(facts, list) else list(facts)
+        # one envelope per event id, chosen as the timeline chooses (never by arrival)
+        unique = {env.event_id: env for env in seq}
+        every = list(unique.values()) if len(unique) == len(seq) else list(dedupe(seq).values())
     versions: dict[str, list[Period]] = {}  # disbursement id -> periods of its versions
     touched_ids: set[str] = set()
     periods: set[Period] = set()

@@ -36,6 +36,9 @@ class ChildFacts:
     refs: set[str]
     #: size of the fact set at its last committed evaluation (sets only grow)
     evaluated: int = -1
+    #: reversals and retractions found to concern it (None: none), kept so a batch that
+    #: brings no correction need not search its whole history for them again
+    corrections: dict[str, Envelope] | None = None
 
 
 @dataclass

@@ -350,6 +350,10 @@ class Processor:
         affected: set[str] = set()
         refs: list[tuple[str, str, int]] = []
         pairs: list[tuple[str, int]] = []
+        #: refs of reversals and of what retractions reach: the children they concern
+        #: are searched whole for corrections (`hit`), the others only from what is new
+        rare_pairs: list[tuple[str, int]] = []
+        hit: set[str] = set()
         retractions: list[tuple[str, int]] = []
         new_facts: dict[str, dict[str, ev.Envelope]] = {}
         new_refs: dict[str, set[str]] = {}
@@ -372,12 +376,12 @@ class Processor:
                 if isinstance(inc.env.body, ev.EventRetracted):
                     retractions.append((inc.env.body.retracted_event_id, inc.partition))
                     staged.rare.append(((row.ref, inc.partition), inc.env))
+                elif isinstance(inc.env.body, ev.DisbursementReversed):
+                    rare_pairs.append((row.ref, inc.partition))
+                    staged.rare.append(((row.ref, inc.partition), inc.env))
                 else:
                     pairs.append((row.ref, inc.partition))
-                    if isinstance(inc.env.body, ev.DisbursementReversed):
-                        staged.rare.append(((row.ref, inc.partition), inc.env))
-                    else:
-                        staged.broadcast.append(((row.ref, inc.partition), inc.env))
+                    staged.broadcast.append(((row.ref, inc.partition), inc.env))
         await store.insert_child_refs(conn, refs)
         await store.insert_copies(
             conn,
@@ -396,18 +400,21 @@ class Processor:
                     continue  # not stored yet: when it comes, its load finds the retraction
                 if head["child_key"] is not None:
                     if head["part"] == part:
-                        affected.add(head["child_key"])
+                        hit.add(head["child_key"])
                 elif head["kind"] == "eventRetracted":
                     follow.append((head["ref"][2:], part))
                 elif head["ref"] is not None:
-                    pairs.append((head["ref"], part))
+                    rare_pairs.append((head["ref"], part))
             retractions = follow
         affected |= await store.children_referencing(conn, pairs)
+        if rare_pairs:
+            hit |= await store.children_referencing(conn, rare_pairs)
+        affected |= hit
         clock.lap("affected")
         if not affected:
             return 0, []
 
-        facts_by_child = await self._load(conn, affected, batch, new_facts, new_refs)
+        facts_by_child = await self._load(conn, affected, hit, batch, new_facts, new_refs)
         drafts = {
             key: evaluate_child(child_id, facts, self.policies, periods)
             for key, (child_id, facts, periods) in facts_by_child.items()
@@ -483,6 +490,7 @@ class Processor:
         self,
         conn: asyncpg.Connection,
         affected: set[str],
+        hit: set[str],
         batch: PreparedBatch,
         new_facts: Mapping[str, Mapping[str, ev.Envelope]],
         new_refs: Mapping[str, set[str]],
@@ -571,40 +579,52 @@ class Processor:
                     facts.update(fresh)
                     added.update(fresh)
             # Reversals of its disbursements and retractions of anything it rests on,
-            # transitively (a reversal can be retracted, a retraction retracted).
-            retracting, reversing = by_target(part)
-            if retracting or reversing:
+            # transitively (a reversal can be retracted, a retraction retracted). A held
+            # child no correction of this batch reached keeps those it had, and only what
+            # is new to it can lead to more: the search starts there, not at its history.
+            corrections: dict[str, ev.Envelope] = {}
+            if c is not None and key not in hit:
+                if c.corrections:
+                    facts.update(c.corrections)
+                    corrections.update(c.corrections)
+                frontier = [facts[eid] for eid in added]
+            else:
                 frontier = list(facts.values())
-                while frontier:
-                    nxt = []
-                    for env in frontier:
-                        found = retracting.get(env.event_id)
-                        body = env.body
-                        if type(body) is ev.Disbursement and body.disbursement_id in reversing:
-                            found = (found or []) + reversing[body.disbursement_id]
-                        for renv in found or ():
-                            if renv.event_id not in facts:
-                                facts[renv.event_id] = renv
-                                nxt.append(renv)
-                                if renv.event_id in in_batch:
-                                    added.add(renv.event_id)
-                    frontier = nxt
+            retracting, reversing = by_target(part)
+            if not (retracting or reversing):
+                frontier = []
+            while frontier:
+                nxt = []
+                for env in frontier:
+                    found = retracting.get(env.event_id)
+                    body = env.body
+                    if type(body) is ev.Disbursement and body.disbursement_id in reversing:
+                        found = (found or []) + reversing[body.disbursement_id]
+                    for renv in found or ():
+                        if renv.event_id not in facts:
+                            facts[renv.event_id] = renv
+                            corrections[renv.event_id] = renv
+                            nxt.append(renv)
+                            if renv.event_id in in_batch:
+                                added.add(renv.event_id)
+                frontier = nxt
             child_id = next(iter(own.values())).child_id()
             assert child_id is not None
             size = len(facts)
-            staged.children[key] = ChildFacts(child_id, part, own, refs, size)
+            staged.children[key] = ChildFacts(
+                child_id, part, own, refs, size, corrections or None
+            )
             if c is not None and c.evaluated == size:
                 continue  # the same set as last time: the same verdict
-            every = list(facts.values())
             scope = None
             # The verdict on the facts held before this batch is stored: when all the batch
             # added is period-bound, only those periods are checked again. (A fact reached
             # from an earlier batch, such as a reversal met before its payment, leaves the
             # sizes apart: then the child is evaluated whole.)
             if c is not None and c.evaluated == size - len(added):
-                scope = period_scope(every, added)
+                scope = period_scope(facts, added)
             if scope is None:
-                out[key] = (child_id, every, None)
+                out[key] = (child_id, list(facts.values()), None)
             else:
                 out[key] = (child_id, scope.facts, scope.periods)
         self._clock.lap("load_assemble")
