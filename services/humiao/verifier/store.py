@@ -101,12 +101,13 @@ async def stored_offsets(conn: asyncpg.Connection, group: str, topic: str) -> di
 async def insert_facts(conn: asyncpg.Connection, facts: Sequence[FactRow]) -> set[str]:
     """Insert facts not stored yet; return the event ids that were new.
 
-    Rows go in event-id order: two instances inserting the same broadcast facts then
-    take the unique-index locks in the same order and cannot deadlock.
+    Rows go in event-id order (the statement's ORDER BY): two instances inserting the
+    same broadcast facts then take the unique-index locks in the same order and cannot
+    deadlock.
     """
     if not facts:
         return set()
-    ordered = sorted(facts, key=lambda f: f.event_id)
+    ordered = facts
     rows = await conn.fetch(
         "INSERT INTO facts (event_id, kind, child_key, part, ref, recorded_at, payload)"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[],"
@@ -202,8 +203,9 @@ async def refs_of_children(
     """child_key -> (partition, refs its facts name), without its disbursements ('d:'
     refs: reversals are kept per partition in memory, see Memory.rare)."""
     rows = await conn.fetch(
-        "SELECT child_key, ref, part FROM child_refs WHERE child_key = ANY($1::text[])"
-        " AND left(ref, 2) <> 'd:'",
+        "SELECT c.child_key, c.ref, c.part FROM child_refs c"
+        " JOIN unnest($1::text[]) AS k(child_key) ON c.child_key = k.child_key"
+        " AND left(c.ref, 2) <> 'd:'",
         list(child_keys),
     )
     out: dict[str, tuple[int, list[str]]] = {}
@@ -219,8 +221,9 @@ async def load_facts(
     on that partition was processed, in one round trip (ref NULL: a child's own fact)."""
     unique = sorted(set(refs))
     return await conn.fetch(
-        "SELECT event_id, child_key, NULL::text AS ref, NULL::int AS part, payload FROM facts"
-        " WHERE child_key = ANY($1::text[])"
+        "SELECT f.event_id, f.child_key, NULL::text AS ref, NULL::int AS part, f.payload"
+        " FROM facts f JOIN unnest($1::text[]) AS k(child_key)"
+        " ON f.child_key = k.child_key WHERE f.child_key IS NOT NULL"
         " UNION ALL"
         " SELECT f.event_id, NULL, c.ref, c.part, f.payload FROM fact_copies c"
         " JOIN unnest($2::text[], $3::int[]) AS q(ref, part)"
@@ -249,7 +252,10 @@ async def lock_alerts(conn: asyncpg.Connection, child_keys: Iterable[str]) -> li
     """The children's alert rows, locked: a staff transition waits for this transaction
     and then fails its optimistic version check instead of being overwritten."""
     return await conn.fetch(
-        "SELECT * FROM alerts WHERE child_key = ANY($1::text[]) ORDER BY alert_id FOR UPDATE",
+        # a join, not `= ANY(array)`: with tens of thousands of keys and a small table the
+        # planner scans it and tests each row against the whole array (seconds per batch)
+        "SELECT a.* FROM alerts a JOIN unnest($1::text[]) AS k(child_key)"
+        " ON a.child_key = k.child_key ORDER BY a.alert_id FOR UPDATE OF a",
         sorted(set(child_keys)),
     )
 
