@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,27 +59,38 @@ class _Clock(ConsumerRebalanceListener):
         pass
 
 
-def raw_consume(bootstrap: str, topic: str, expected: int, batch_max: int,
-                timeout: float = 600.0) -> dict[str, Any]:
-    """Read `expected` records as a fresh group member, counting them and nothing else."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=f"bench-raw-{uuid.uuid4().hex}",
-                             client_id="humiao-bench-raw", **consumer_settings(batch_max))
+def _timed_read(bootstrap: str, topic: str, expected: int, batch_max: int, timeout: float,
+                name: str, each: Callable[[list[Any]], int] | None = None) -> dict[str, Any]:
+    """Read `expected` records as a fresh group member from assignment on, handing each
+    poll's records to `each` (which answers how many it found invalid)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap,
+                             group_id=f"bench-{name}-{uuid.uuid4().hex}",
+                             client_id=f"humiao-bench-{name}", **consumer_settings(batch_max))
     clock = _Clock()
+    got = invalid = 0
     try:
         consumer.subscribe([topic], listener=clock)
-        got = 0
         deadline = time.monotonic() + timeout
         while got < expected:
             for records in consumer.poll(timeout_ms=200, max_records=batch_max).values():
                 got += len(records)
+                if each is not None:
+                    invalid += each(records)
             if time.monotonic() > deadline:
-                raise TimeoutError(f"raw consumer read {got} of {expected} records")
+                raise TimeoutError(f"{name} consumer read {got} of {expected} records")
         done = time.perf_counter()
     finally:
         consumer.close(autocommit=False)
     assert clock.assigned is not None
     seconds = done - clock.assigned
-    return {"records": got, "seconds": round(seconds, 3), "records_per_s": got / seconds}
+    return {"records": got, "invalid": invalid, "seconds": round(seconds, 3),
+            "records_per_s": got / seconds}
+
+
+def raw_consume(bootstrap: str, topic: str, expected: int, batch_max: int,
+                timeout: float = 600.0) -> dict[str, Any]:
+    """Read `expected` records as a fresh group member, counting them and nothing else."""
+    return _timed_read(bootstrap, topic, expected, batch_max, timeout, "raw")
 
 
 def decode_consume(bootstrap: str, topic: str, expected: int, batch_max: int,
@@ -89,31 +101,16 @@ def decode_consume(bootstrap: str, topic: str, expected: int, batch_max: int,
     from humiao.adapters.codec import envelope_from_bytes
     from humiao.domain.validation import ValidationFailed
 
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap,
-                             group_id=f"bench-decode-{uuid.uuid4().hex}",
-                             client_id="humiao-bench-decode", **consumer_settings(batch_max))
-    clock = _Clock()
-    got = invalid = 0
-    try:
-        consumer.subscribe([topic], listener=clock)
-        deadline = time.monotonic() + timeout
-        while got < expected:
-            for records in consumer.poll(timeout_ms=200, max_records=batch_max).values():
-                got += len(records)
-                for rec in records:
-                    try:
-                        envelope_from_bytes(rec.value)
-                    except ValidationFailed:
-                        invalid += 1
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"decoding consumer read {got} of {expected} records")
-        done = time.perf_counter()
-    finally:
-        consumer.close(autocommit=False)
-    assert clock.assigned is not None
-    seconds = done - clock.assigned
-    return {"records": got, "invalid": invalid, "seconds": round(seconds, 3),
-            "records_per_s": got / seconds}
+    def decode(records: list[Any]) -> int:
+        invalid = 0
+        for rec in records:
+            try:
+                envelope_from_bytes(rec.value)
+            except ValidationFailed:
+                invalid += 1
+        return invalid
+
+    return _timed_read(bootstrap, topic, expected, batch_max, timeout, "decode", decode)
 
 
 @dataclass
