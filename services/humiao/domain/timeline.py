@@ -74,15 +74,21 @@ def persons_named(facts: Iterable[Envelope], child_id: str) -> set[str]:
     named = {child_id}
     for env in facts:
         body = env.body
-        if getattr(body, "child_id", None) != child_id:
-            continue
-        if isinstance(body, ChildEnrolled):
-            named.update(p.person_id for p in body.parents)
-        elif isinstance(body, GuardianAppointed):
-            named.add(body.guardian_id)
-        elif isinstance(body, Disbursement):
-            named.add(body.payee_id)
+        if getattr(body, "child_id", None) == child_id:
+            named.update(persons_in(body))
     return named
+
+
+def persons_in(body: object) -> tuple[str, ...]:
+    """The persons one child fact names: parents (childEnrolled), the guardian
+    (guardianAppointed), the payee (disbursement); none for the other kinds."""
+    if isinstance(body, Disbursement):
+        return (body.payee_id,)
+    if isinstance(body, GuardianAppointed):
+        return (body.guardian_id,)
+    if isinstance(body, ChildEnrolled):
+        return tuple(p.person_id for p in body.parents)
+    return ()
 
 
 def dedupe(facts: Iterable[Envelope]) -> dict[str, Envelope]:

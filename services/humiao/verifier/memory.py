@@ -86,9 +86,6 @@ class Memory:
     def child(self, key: str) -> ChildFacts | None:
         return self.children.get(key)
 
-    def ref(self, key: RefKey) -> dict[str, Envelope] | None:
-        return self.refs.get(key)
-
     def apply(self, staged: Staged) -> None:
         if self.max_children <= 0 or self.max_facts <= 0:
             return

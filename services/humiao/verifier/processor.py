@@ -43,6 +43,7 @@ from humiao.domain.lifecycle import AlertChange, StoredAlert, reconcile
 from humiao.domain.policy import PolicyBook
 from humiao.domain.rules import evaluate_child
 from humiao.domain.scope import period_scope
+from humiao.domain.timeline import persons_in
 from humiao.domain.validation import ValidationFailed
 from humiao.domain.values import Period
 from humiao.verifier import store
@@ -293,18 +294,14 @@ class Processor:
         )
 
     def _named_refs(self, child_key: str, body: ev.Body) -> tuple[str, ...]:
-        """The refs a child fact names (what persons_named and the enrollment's region
-        give, per fact): the child itself, parents, guardian, payee, enrolled region."""
-        own = "p:" + child_key
-        if type(body) is ev.Disbursement:
-            payee = body.payee_id
-            return (own,) if payee == body.child_id else (own, "p:" + self.key_of(payee))
-        if type(body) is ev.GuardianAppointed:
-            return (own, "p:" + self.key_of(body.guardian_id))
+        """The refs a child fact names: the child itself and the persons it names
+        (timeline.persons_in), and for an enrollment its region."""
+        child_id = body.child_id  # type: ignore[union-attr]
+        refs = ["p:" + child_key]
+        refs.extend("p:" + self.key_of(p) for p in persons_in(body) if p != child_id)
         if type(body) is ev.ChildEnrolled:
-            parents = tuple("p:" + self.key_of(p.person_id) for p in body.parents)
-            return (own, *parents, "r:" + body.region)
-        return (own,)
+            refs.append("r:" + body.region)
+        return tuple(refs)
 
     # --- the transaction ----------------------------------------------------------------
 
