@@ -259,30 +259,25 @@ class Processor:
                 dead.append(DeadLetter(rec, classify(exc), str(exc)))
                 continue
             body = env.body
-            if env.kind in ev.CHILD_KINDS:
-                child_key = self.key_of(body.child_id)  # type: ignore[union-attr]
-                row = store.FactRow(
-                    event_id=env.event_id,
-                    kind=env.kind,
-                    child_key=child_key,
-                    part=rec.partition,
-                    # a disbursement carries its id as ref: a later reversal finds it so
-                    ref="d:" + body.disbursement_id if type(body) is ev.Disbursement else None,
-                    recorded_at=env.recorded_at,
-                    payload=rec.value,
-                )
-                facts.append(Incoming(env, rec.partition, row, self._named_refs(child_key, body)))
+            child = env.kind in ev.CHILD_KINDS
+            child_key = self.key_of(body.child_id) if child else None  # type: ignore[union-attr]
+            if not child:
+                ref = self._ref_of(env)
+            elif type(body) is ev.Disbursement:
+                ref = "d:" + body.disbursement_id  # a later reversal finds its child by it
             else:
-                row = store.FactRow(
-                    event_id=env.event_id,
-                    kind=env.kind,
-                    child_key=None,
-                    part=None,
-                    ref=self._ref_of(env),
-                    recorded_at=env.recorded_at,
-                    payload=rec.value,
-                )
-                facts.append(Incoming(env, rec.partition, row))
+                ref = None
+            row = store.FactRow(
+                event_id=env.event_id,
+                kind=env.kind,
+                child_key=child_key,
+                part=rec.partition if child else None,
+                ref=ref,
+                recorded_at=env.recorded_at,
+                payload=rec.value,
+            )
+            refs = self._named_refs(child_key, body) if child_key is not None else ()
+            facts.append(Incoming(env, rec.partition, row, refs))
         return PreparedBatch(
             topic=topic,
             facts=facts,

@@ -107,19 +107,18 @@ async def insert_facts(conn: asyncpg.Connection, facts: Sequence[FactRow]) -> se
     """
     if not facts:
         return set()
-    ordered = facts
     rows = await conn.fetch(
         "INSERT INTO facts (event_id, kind, child_key, part, ref, recorded_at, payload)"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[],"
         " $6::timestamptz[], $7::bytea[]) ORDER BY 1"
         " ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-        [f.event_id for f in ordered],
-        [f.kind for f in ordered],
-        [f.child_key for f in ordered],
-        [f.part for f in ordered],
-        [f.ref for f in ordered],
-        [f.recorded_at for f in ordered],
-        [f.payload for f in ordered],
+        [f.event_id for f in facts],
+        [f.kind for f in facts],
+        [f.child_key for f in facts],
+        [f.part for f in facts],
+        [f.ref for f in facts],
+        [f.recorded_at for f in facts],
+        [f.payload for f in facts],
     )
     return {r["event_id"] for r in rows}
 
