@@ -43,6 +43,11 @@ from humiao.verifier.processor import Fenced, PreparedBatch, Processor, RecordLi
 
 log = logging.getLogger(__name__)
 
+#: How long one poll keeps filling a batch while a backlog waits on the broker.
+_FILL_SECONDS = 5.0
+#: Records waiting on the broker that make a backlog (10 s of traffic at 1,000 events/s).
+_BACKLOG = 10_000
+
 
 class _Listener(ConsumerRebalanceListener):
     """Runs on kafka-python's IO thread: bookkeeping only, no I/O."""
@@ -304,16 +309,29 @@ class ConsumerLoop:
 
     def _poll(self, consumer: KafkaConsumer, wait: bool = True) -> list[RecordLike]:
         """Up to batch_max records, waiting at most linger_ms once the first arrived
-        (without `wait`: only what the consumer has fetched already)."""
+        (without `wait`: only what the consumer has fetched already). While the broker
+        holds a backlog (a replay, a catch-up: see _backlog), the batch is
+        filled up to batch_max whatever the wait, for at most _FILL_SECONDS: a child's
+        evaluation costs per batch, so a replay in few big batches evaluates each child
+        a few times instead of once per small batch."""
         out: list[RecordLike] = []
         deadline: float | None = None if wait else time.monotonic()
+        fill_until: float | None = None
+        taken_up_to: dict[TopicPartition, int] = {}  # partition -> after the last taken
+        polled = False  # at least one poll, even without `wait`
         while len(out) < self.batch_max and not self._stop.is_set():
             if deadline is None:
                 timeout = 200
             else:
                 timeout = int((deadline - time.monotonic()) * 1000)
-                if timeout <= 0:
-                    break
+                if timeout <= 0 and polled:
+                    if fill_until is None or time.monotonic() >= fill_until:
+                        break
+                    if not self._backlog(consumer, taken_up_to, self.batch_max - len(out)):
+                        break
+                    timeout = 100
+                timeout = max(timeout, 0)
+            polled = True
             try:
                 got = consumer.poll(timeout_ms=timeout, max_records=self.batch_max - len(out))
                 self.broker_ok = True
@@ -323,7 +341,10 @@ class ConsumerLoop:
                 break
             if not got:
                 if deadline is None or not wait:
-                    break  # idle: let the caller look at the stop flag and pending seeks
+                    if fill_until is None or not self._backlog(
+                        consumer, taken_up_to, self.batch_max - len(out)
+                    ):
+                        break  # idle: let the caller look at the stop flag and pending seeks
                 continue
             with self._lock:
                 positions = dict(self._positions)
@@ -335,9 +356,27 @@ class ConsumerLoop:
                     out.extend(recs)
                 else:
                     out.extend(r for r in recs if r.offset >= start)
+                if recs:
+                    taken_up_to[tp] = recs[-1].offset + 1
+            now = time.monotonic()
             if deadline is None:
-                deadline = time.monotonic() + self.linger_ms / 1000
+                deadline = now + self.linger_ms / 1000
+            if fill_until is None:
+                fill_until = now + _FILL_SECONDS
         return out
+
+    @staticmethod
+    def _backlog(consumer: KafkaConsumer, taken_up_to: dict[TopicPartition, int],
+                 room: int) -> bool:
+        """Whether the broker holds, beyond the records taken (by the high watermarks of
+        the last fetch responses), enough to fill `room` or at least _BACKLOG records: a
+        backlog, not the trickle of live traffic, whose batches linger_ms bounds."""
+        waiting = 0
+        for tp, after in taken_up_to.items():
+            high = consumer.highwater(tp)
+            if high is not None and high > after:
+                waiting += high - after
+        return waiting >= min(room, _BACKLOG)
 
     def _process(
         self,
