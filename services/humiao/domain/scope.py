@@ -45,42 +45,58 @@ def period_scope(
     evaluation of `facts` filtered to `scope.periods`.
     """
     if isinstance(facts, dict):  # a dict, not any Mapping: the ABC check costs per child
-        every: list[Envelope] = list(facts.values())
+        by_id: dict[str, Envelope] = facts
     else:
         seq: list[Envelope] = facts if isinstance(facts, list) else list(facts)
         # one envelope per event id, chosen as the timeline chooses (never by arrival)
-        unique = {env.event_id: env for env in seq}
-        every = list(unique.values()) if len(unique) == len(seq) else list(dedupe(seq).values())
-    versions: dict[str, list[Period]] = {}  # disbursement id -> periods of its versions
+        by_id = {env.event_id: env for env in seq}
+        if len(by_id) != len(seq):
+            by_id = dedupe(seq)
+    # What is new: the payments it touches (by disbursement id) and the months it closes.
     touched_ids: set[str] = set()
-    periods: set[Period] = set()
-    for env in every:
-        body = env.body
-        if type(body) is Disbursement:
-            versions.setdefault(body.disbursement_id, []).append(body.period)
-            if env.event_id in new_ids:
-                touched_ids.add(body.disbursement_id)
-        elif env.event_id not in new_ids:
+    months: set[int] = set()  # Period.index: ints hash faster than Periods
+    for eid in new_ids:
+        env = by_id.get(eid)
+        if env is None:
             continue
-        elif type(body) is PaymentCycleClosed:
-            periods.add(body.period)
-        elif type(body) is DisbursementReversed:
-            touched_ids.add(body.disbursement_id)
+        body = env.body
+        kind = type(body)
+        if kind is Disbursement or kind is DisbursementReversed:
+            touched_ids.add(body.disbursement_id)  # type: ignore[union-attr]
+        elif kind is PaymentCycleClosed:
+            months.add(body.period.index)  # type: ignore[union-attr]
         else:
             return None
-    for did in touched_ids:
-        periods.update(versions.get(did, ()))
-    # every version of a payment with a version in scope: the latest recorded one counts
-    kept_ids = {did for did, seen in versions.items() if not periods.isdisjoint(seen)}
-    scoped = []
+    every = by_id.values()
+    if touched_ids:  # every version of a touched payment: a correction may move its month
+        for env in every:
+            body = env.body
+            if type(body) is Disbursement and body.disbursement_id in touched_ids:
+                months.add(body.period.index)
+    # Every version of a payment with a version in scope (the latest recorded one counts):
+    # the payments outside the months wait in `elsewhere` until the kept ids are known.
+    scoped: list[Envelope] = []
+    elsewhere: list[Envelope] = []
+    kept_ids: set[str] = set()
     for env in every:
         body = env.body
-        if type(body) is Disbursement or type(body) is DisbursementReversed:
-            if body.disbursement_id in kept_ids:
+        kind = type(body)
+        if kind is Disbursement:
+            if body.period.index in months:  # type: ignore[union-attr]
+                kept_ids.add(body.disbursement_id)  # type: ignore[union-attr]
                 scoped.append(env)
-        elif type(body) is PaymentCycleClosed:
-            if body.period in periods:
+            else:
+                elsewhere.append(env)
+        elif kind is DisbursementReversed:
+            elsewhere.append(env)
+        elif kind is PaymentCycleClosed:
+            if body.period.index in months:  # type: ignore[union-attr]
                 scoped.append(env)
         else:
             scoped.append(env)
-    return Scope(frozenset(periods), scoped)
+    if kept_ids:
+        scoped.extend(
+            env for env in elsewhere
+            if env.body.disbursement_id in kept_ids  # type: ignore[union-attr]
+        )
+    return Scope(frozenset(Period(m) for m in months), scoped)
