@@ -340,11 +340,12 @@ class ConsumerLoop:
                 log.warning("poll failed: %s", type(exc).__name__)
                 break
             if not got:
-                if deadline is None or not wait:
-                    if fill_until is None or not self._backlog(
-                        consumer, taken_up_to, self.batch_max - len(out)
-                    ):
-                        break  # idle: let the caller look at the stop flag and pending seeks
+                idle = deadline is None or not wait
+                filling = fill_until is not None and self._backlog(
+                    consumer, taken_up_to, self.batch_max - len(out)
+                )
+                if idle and not filling:
+                    break  # idle: let the caller look at the stop flag and pending seeks
                 continue
             with self._lock:
                 positions = dict(self._positions)
