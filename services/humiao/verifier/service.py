@@ -42,7 +42,8 @@ class VerifierSettings(BaseSettings):
     #: Records per micro-batch at most. Batches are only this big when records wait (a
     #: backlog or replay): each child is then evaluated once per batch, not per record.
     humiao_verifier_batch_max: int = Field(default=100_000, ge=1, le=200_000)
-    #: How long a batch waits for more records once the first arrived.
+    #: How long a batch waits for more records once the first arrived (a backlog on the
+    #: broker fills the batch instead: consumer.ConsumerLoop._poll).
     humiao_verifier_linger_ms: int = Field(default=50, ge=0, le=10_000)
     #: Consumer-group session timeout: how soon a dead member's partitions move.
     humiao_verifier_session_timeout_ms: int = Field(default=10_000, ge=1000)
