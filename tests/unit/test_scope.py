@@ -15,7 +15,7 @@ from humiao.domain.events import (
     PaymentCycleClosed,
 )
 from humiao.domain.rules import evaluate_child
-from humiao.domain.scope import period_scope
+from humiao.domain.scope import period_scope, period_scope_of, shared_facts
 
 PERIOD_BOUND = (Disbursement, PaymentCycleClosed, DisbursementReversed)
 
@@ -43,6 +43,30 @@ def test_a_scope_holds_every_change_and_its_facts_give_its_alerts(
         assert evaluate_child(child, scope.facts, BOOK, scope.periods) == [
             a for a in after if a.period in scope.periods
         ]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories(), st.data())
+def test_facts_split_into_shared_groups_give_the_same_scope(
+    facts: list[Envelope], data: st.DataObject
+) -> None:
+    unique = {e.event_id: e for e in facts}  # one envelope per id, as the verifier holds
+    other = {eid for eid, e in unique.items() if not isinstance(e.body, PERIOD_BOUND)}
+    bound = sorted(set(unique) - other)
+    new = data.draw(st.sets(st.sampled_from(bound)) if bound else st.just(set()))
+    if data.draw(st.booleans()) and other:
+        new.add(data.draw(st.sampled_from(sorted(other))))
+    # each fact goes to the child's own list or to one of three shared groups
+    place = {eid: data.draw(st.integers(0, 3)) for eid in sorted(unique)}
+    own = [e for eid, e in unique.items() if place[eid] == 0]
+    shared = [shared_facts(e for eid, e in unique.items() if place[eid] == g) for g in (1, 2, 3)]
+    whole = period_scope(unique, new)
+    split = period_scope_of(own, shared, [unique[eid] for eid in new])
+    if whole is None:
+        assert split is None
+        return
+    assert split is not None and split.periods == whole.periods
+    assert sorted(e.event_id for e in split.facts) == sorted(e.event_id for e in whole.facts)
 
 
 def test_a_new_payment_scopes_its_month_and_a_moved_payment_both() -> None:

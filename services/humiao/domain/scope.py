@@ -13,7 +13,7 @@ years of monthly payments is re-checked at the cost of the new month, not of its
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from humiao.domain.events import (
@@ -34,6 +34,33 @@ class Scope:
     facts: list[Envelope]
 
 
+@dataclass(frozen=True, slots=True)
+class SharedFacts:
+    """Facts many children read alike (a region's closes and standards, a person's
+    facts), sorted once for all of them: a scope then takes the closes of its months
+    instead of scanning every close of the region's history, child after child."""
+
+    closes: dict[int, list[Envelope]]  # Period.index -> cycle closes of that month
+    payments: list[Envelope]  # disbursements and reversals: scoped as anywhere
+    other: list[Envelope]  # every scope holds these
+
+
+def shared_facts(facts: Iterable[Envelope]) -> SharedFacts:
+    closes: dict[int, list[Envelope]] = {}
+    payments: list[Envelope] = []
+    other: list[Envelope] = []
+    for env in facts:
+        body = env.body
+        kind = type(body)
+        if kind is PaymentCycleClosed:
+            closes.setdefault(body.period.index, []).append(env)  # type: ignore[union-attr]
+        elif kind is Disbursement or kind is DisbursementReversed:
+            payments.append(env)
+        else:
+            other.append(env)
+    return SharedFacts(closes, payments, other)
+
+
 def period_scope(
     facts: Iterable[Envelope] | dict[str, Envelope], new_ids: Collection[str]
 ) -> Scope | None:
@@ -52,13 +79,21 @@ def period_scope(
         by_id = {env.event_id: env for env in seq}
         if len(by_id) != len(seq):
             by_id = dedupe(seq)
+    new = [env for eid in new_ids if (env := by_id.get(eid)) is not None]
+    return period_scope_of(list(by_id.values()), (), new)
+
+
+def period_scope_of(
+    own: list[Envelope], shared: Sequence[SharedFacts], new: Iterable[Envelope]
+) -> Scope | None:
+    """period_scope of the facts of `own` and of `shared` together, `new` being the new
+    ones among them; the shared facts cost what the months in scope hold, not their
+    whole history. (The same fact in two places appears twice in the scope: the
+    timeline keeps one per event id.)"""
     # What is new: the payments it touches (by disbursement id) and the months it closes.
     touched_ids: set[str] = set()
     months: set[int] = set()  # Period.index: ints hash faster than Periods
-    for eid in new_ids:
-        env = by_id.get(eid)
-        if env is None:
-            continue
+    for env in new:
         body = env.body
         kind = type(body)
         if kind is Disbursement or kind is DisbursementReversed:
@@ -67,9 +102,11 @@ def period_scope(
             months.add(body.period.index)  # type: ignore[union-attr]
         else:
             return None
-    every = by_id.values()
+    scan = own
+    if any(group.payments for group in shared):
+        scan = own + [env for group in shared for env in group.payments]
     if touched_ids:  # every version of a touched payment: a correction may move its month
-        for env in every:
+        for env in scan:
             body = env.body
             if type(body) is Disbursement and body.disbursement_id in touched_ids:
                 months.add(body.period.index)
@@ -78,7 +115,7 @@ def period_scope(
     scoped: list[Envelope] = []
     elsewhere: list[Envelope] = []
     kept_ids: set[str] = set()
-    for env in every:
+    for env in scan:
         body = env.body
         kind = type(body)
         if kind is Disbursement:
@@ -94,6 +131,12 @@ def period_scope(
                 scoped.append(env)
         else:
             scoped.append(env)
+    for group in shared:
+        scoped.extend(group.other)
+        for month in months:
+            closes = group.closes.get(month)
+            if closes:
+                scoped.extend(closes)
     if kept_ids:
         scoped.extend(
             env for env in elsewhere

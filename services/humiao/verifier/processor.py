@@ -42,7 +42,7 @@ from humiao.domain.identity import pseudonym
 from humiao.domain.lifecycle import AlertChange, StoredAlert, reconcile
 from humiao.domain.policy import PolicyBook
 from humiao.domain.rules import evaluate_child
-from humiao.domain.scope import period_scope
+from humiao.domain.scope import Scope, SharedFacts, period_scope_of, shared_facts
 from humiao.domain.timeline import persons_in
 from humiao.domain.validation import ValidationFailed
 from humiao.domain.values import Period
@@ -56,6 +56,10 @@ CHANGED_BY = "verifier"
 _UNDECODABLE_MARK = "not a decodable"
 #: Retraction chains deeper than this are resolved when the chain's child is next touched.
 _MAX_RETRACTION_DEPTH = 32
+#: Ref groups this big (a region's closes and standards) are sorted once (SharedFacts)
+#: for all the children that read them; smaller ones are scanned with the child's own.
+_SHARED_MIN = 16
+_SHARED_CACHE = 4096
 
 
 class RecordLike(Protocol):
@@ -214,10 +218,13 @@ class Processor:
             max_children=cached_children, max_refs=2 * cached_children, max_facts=cached_facts
         )
         self._staged = Staged()
+        #: id(ref facts dict) -> (that dict, its size, its SharedFacts)
+        self._shared: dict[int, tuple[dict[str, ev.Envelope], int, SharedFacts]] = {}
 
     def forget(self) -> None:
         """Drop the in-memory working set (the assignment changed, or we were fenced)."""
         self.memory.clear()
+        self._shared.clear()
 
     # --- decoding (runs on the consumer thread, no I/O) ---------------------------------
 
@@ -562,14 +569,19 @@ class Processor:
             facts = dict(own)
             #: facts this batch brought to the child (a copy seen before may be among them)
             added: set[str] = set(new_facts[key]) if key in new_facts else set()
+            groups: list[dict[str, ev.Envelope]] = []  # where the non-own facts came from
             for ref in refs:
                 rk = (ref, part)
                 held = held_refs.get(rk)
-                facts.update(held if held is not None else ref_db[rk])
+                source = held if held is not None else ref_db[rk]
+                if source:
+                    facts.update(source)
+                    groups.append(source)
                 fresh = batch_refs.get(rk)
                 if fresh is not None:
                     facts.update(fresh)
                     added.update(fresh)
+                    groups.append(fresh)
             # Reversals of its disbursements and retractions of anything it rests on,
             # transitively (a reversal can be retracted, a retraction retracted). A held
             # child no correction of this batch reached keeps those it had, and only what
@@ -614,13 +626,46 @@ class Processor:
             # from an earlier batch, such as a reversal met before its payment, leaves the
             # sizes apart: then the child is evaluated whole.)
             if c is not None and c.evaluated == size - len(added):
-                scope = period_scope(facts, added)
+                scope = self._scope(own, groups, corrections, [facts[e] for e in added])
             if scope is None:
                 out[key] = (child_id, list(facts.values()), None)
             else:
                 out[key] = (child_id, scope.facts, scope.periods)
         self._clock.lap("load_assemble")
         return out
+
+    def _scope(
+        self,
+        own: Mapping[str, ev.Envelope],
+        groups: Sequence[dict[str, ev.Envelope]],
+        corrections: Mapping[str, ev.Envelope],
+        new: Sequence[ev.Envelope],
+    ) -> Scope | None:
+        """domain.scope.period_scope of a held child's facts (`new` among them), reading
+        the big ref groups, a region's closes and standards, through their SharedFacts,
+        sorted once for every child of the region instead of scanned child by child."""
+        scan = list(own.values())
+        shared: list[SharedFacts] = []
+        for group in groups:
+            if len(group) < _SHARED_MIN:
+                scan.extend(group.values())
+            else:
+                shared.append(self._shared_of(group))
+        if corrections:
+            scan.extend(corrections.values())
+        return period_scope_of(scan, shared, new)
+
+    def _shared_of(self, group: dict[str, ev.Envelope]) -> SharedFacts:
+        """The SharedFacts of a held ref's facts, kept while that dict is unchanged (facts
+        are only ever added to it, so its size tells)."""
+        cached = self._shared.get(id(group))
+        if cached is not None and cached[0] is group and cached[1] == len(group):
+            return cached[2]
+        if len(self._shared) >= _SHARED_CACHE:
+            self._shared.clear()
+        value = shared_facts(group.values())
+        self._shared[id(group)] = (group, len(group), value)  # holding it keeps the id
+        return value
 
     def _note_change(self, row: Mapping[str, Any], old: Mapping[str, Any] | None) -> None:
         """Remember the transition for the metrics (applied only after commit)."""
