@@ -387,6 +387,7 @@ class Processor:
             [(inc.row.ref, inc.partition, inc.row.event_id)
              for inc in batch.facts if inc.row.child_key is None and inc.row.ref is not None],
         )
+        clock.lap("write_refs")
         depth = 0
         while retractions and depth < _MAX_RETRACTION_DEPTH:
             depth += 1
