@@ -202,7 +202,7 @@ class Processor:
         policies: PolicyBook,
         metrics: VerifierMetrics,
         decoded_cache: int = 200_000,
-        cached_children: int = 200_000,
+        cached_children: int = 100_000,
         cached_facts: int = 2_000_000,
     ) -> None:
         self.group = group
@@ -214,8 +214,9 @@ class Processor:
         #: Alert transitions of the batch in progress, counted only once it commits.
         self._pending_notes: list[tuple[str, str, int, Mapping[str, Any] | None]] = []
         self._clock = _Clock()
+        # a child names four or five refs (itself, parents, guardian, region)
         self.memory = Memory(
-            max_children=cached_children, max_refs=2 * cached_children, max_facts=cached_facts
+            max_children=cached_children, max_refs=4 * cached_children, max_facts=cached_facts
         )
         self._staged = Staged()
         #: id(ref facts dict) -> (that dict, its size, its SharedFacts)

@@ -51,7 +51,7 @@ class VerifierSettings(BaseSettings):
     #: Decoded facts kept in memory (by event id) so reloaded facts are not decoded again.
     humiao_verifier_decoded_cache: int = Field(default=200_000, ge=0)
     #: Children whose facts are kept in memory (memory.py); 0 turns the working set off.
-    humiao_verifier_cached_children: int = Field(default=200_000, ge=0)
+    humiao_verifier_cached_children: int = Field(default=100_000, ge=0)
     #: Facts (envelopes) held across cached children at most, the bound that tracks
     #: memory (~1 KB each); least recently used children go first. 0 turns the set off.
     humiao_verifier_cached_facts: int = Field(default=2_000_000, ge=0)
