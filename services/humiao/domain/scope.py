@@ -110,10 +110,10 @@ def period_scope_of(
             body = env.body
             if type(body) is Disbursement and body.disbursement_id in touched_ids:
                 months.add(body.period.index)
-    # Every version of a payment with a version in scope (the latest recorded one counts):
-    # the payments outside the months wait in `elsewhere` until the kept ids are known.
+    # Every version of a payment with a version in scope (the latest recorded one counts),
+    # and the reversals of those payments, whichever month they are filed under.
     scoped: list[Envelope] = []
-    elsewhere: list[Envelope] = []
+    reversals: list[Envelope] = []
     kept_ids: set[str] = set()
     for env in scan:
         body = env.body
@@ -122,10 +122,8 @@ def period_scope_of(
             if body.period.index in months:  # type: ignore[union-attr]
                 kept_ids.add(body.disbursement_id)  # type: ignore[union-attr]
                 scoped.append(env)
-            else:
-                elsewhere.append(env)
         elif kind is DisbursementReversed:
-            elsewhere.append(env)
+            reversals.append(env)
         elif kind is PaymentCycleClosed:
             if body.period.index in months:  # type: ignore[union-attr]
                 scoped.append(env)
@@ -137,9 +135,18 @@ def period_scope_of(
             closes = group.closes.get(month)
             if closes:
                 scoped.extend(closes)
-    if kept_ids:
-        scoped.extend(
-            env for env in elsewhere
-            if env.body.disbursement_id in kept_ids  # type: ignore[union-attr]
-        )
+    if reversals and kept_ids:
+        scoped.extend([e for e in reversals if e.body.disbursement_id in kept_ids])  # type: ignore[union-attr]
+    # A touched payment has every version in the months already; another kept payment
+    # may have a version elsewhere (rare: a correction moved it), found in one more pass.
+    moved = kept_ids - touched_ids
+    if moved:
+        for env in scan:
+            body = env.body
+            if (
+                type(body) is Disbursement
+                and body.disbursement_id in moved
+                and body.period.index not in months
+            ):
+                scoped.append(env)
     return Scope(frozenset(Period(m) for m in months), scoped)
