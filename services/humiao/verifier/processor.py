@@ -382,6 +382,7 @@ class Processor:
                 else:
                     pairs.append((row.ref, inc.partition))
                     staged.broadcast.append(((row.ref, inc.partition), inc.env))
+        clock.lap("sort_facts")
         await store.insert_child_refs(conn, refs)
         await store.insert_copies(
             conn,
