@@ -315,22 +315,27 @@ class ConsumerLoop:
         evaluation costs per batch, so a replay in few big batches evaluates each child
         a few times instead of once per small batch."""
         out: list[RecordLike] = []
+        # The batch closes at `deadline` (linger_ms after the first record; at once without
+        # `wait`, after one poll) unless a backlog keeps it filling until `fill_until`.
         deadline: float | None = None if wait else time.monotonic()
         fill_until: float | None = None
         taken_up_to: dict[TopicPartition, int] = {}  # partition -> after the last taken
-        polled = False  # at least one poll, even without `wait`
+        polled = False
         while len(out) < self.batch_max and not self._stop.is_set():
             if deadline is None:
                 timeout = 200
             else:
-                timeout = int((deadline - time.monotonic()) * 1000)
-                if timeout <= 0 and polled:
-                    if fill_until is None or time.monotonic() >= fill_until:
-                        break
-                    if not self._backlog(consumer, taken_up_to, self.batch_max - len(out)):
+                now = time.monotonic()
+                timeout = max(0, int((deadline - now) * 1000))
+                if polled and timeout == 0:
+                    filling = (
+                        fill_until is not None
+                        and now < fill_until
+                        and self._backlog(consumer, taken_up_to, self.batch_max - len(out))
+                    )
+                    if not filling:
                         break
                     timeout = 100
-                timeout = max(timeout, 0)
             polled = True
             try:
                 got = consumer.poll(timeout_ms=timeout, max_records=self.batch_max - len(out))
@@ -340,13 +345,9 @@ class ConsumerLoop:
                 log.warning("poll failed: %s", type(exc).__name__)
                 break
             if not got:
-                idle = deadline is None or not wait
-                filling = fill_until is not None and self._backlog(
-                    consumer, taken_up_to, self.batch_max - len(out)
-                )
-                if idle and not filling:
+                if deadline is None:
                     break  # idle: let the caller look at the stop flag and pending seeks
-                continue
+                continue  # the top of the loop decides whether the batch is closed
             with self._lock:
                 positions = dict(self._positions)
             for tp, recs in got.items():
