@@ -3,6 +3,8 @@ scope's facts give exactly those periods' alerts."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from factories import CHILD, closed, enrolled, guardian, paid, reversed_, standard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,6 +18,7 @@ from humiao.domain.events import (
 )
 from humiao.domain.rules import evaluate_child
 from humiao.domain.scope import period_scope, period_scope_of, shared_facts
+from humiao.domain.timeline import dedupe
 
 PERIOD_BOUND = (Disbursement, PaymentCycleClosed, DisbursementReversed)
 
@@ -25,9 +28,11 @@ PERIOD_BOUND = (Disbursement, PaymentCycleClosed, DisbursementReversed)
 def test_a_scope_holds_every_change_and_its_facts_give_its_alerts(
     facts: list[Envelope], data: st.DataObject
 ) -> None:
-    # ids whose every envelope is period-bound (a reused id may carry another body too)
-    other = {e.event_id for e in facts if not isinstance(e.body, PERIOD_BOUND)}
-    bound = sorted({e.event_id for e in facts} - other)
+    # ids by the envelope the timeline keeps for them (a reused id may carry several
+    # bodies; one is chosen independently of order, and only that one counts)
+    chosen = dedupe(facts)
+    other = {eid for eid, e in chosen.items() if not isinstance(e.body, PERIOD_BOUND)}
+    bound = sorted(set(chosen) - other)
     new = data.draw(st.sets(st.sampled_from(bound)) if bound else st.just(set()))
     mixed = data.draw(st.booleans()) and bool(other)
     if mixed:  # one new fact that is not period-bound: no scope, evaluate whole
@@ -93,3 +98,16 @@ def test_a_reversal_scopes_its_payment_and_other_facts_scope_nothing() -> None:
     assert period_scope(history, {history[1].event_id}) is None  # a guardian: any period
     nothing = period_scope(history, set())
     assert nothing is not None and not nothing.periods
+
+
+def test_a_reused_id_counts_by_the_envelope_the_timeline_keeps() -> None:
+    # The same id on a guardian appointment and on a payment recorded at the same time:
+    # the timeline keeps one of them, and whether news scopes goes by that one.
+    when = dt.datetime(2025, 4, 1, tzinfo=dt.UTC)
+    both = [guardian(event_id="E-1", recorded=when),
+            paid("2024-02", event_id="E-1", recorded=when)]
+    assert isinstance(dedupe(both)["E-1"].body, Disbursement)  # the tie-break keeps it
+    history = [enrolled(approved="2023-12-10"), standard(80000), closed("2024-02")]
+    scope = period_scope([*history, *both], {"E-1"})
+    assert scope is not None and [str(p) for p in scope.periods] == ["2024-02"]
+    assert "E-1" in {e.event_id for e in scope.facts}
