@@ -727,4 +727,10 @@ def evaluate_child(
     reads only that period's payments and closes, plus the child's other facts).
     """
     months = None if periods is None else frozenset(p.index for p in periods)
-    return _Evaluator(timeline_for_months(child_id, facts, months), policies).run()
+    return evaluate_timeline(timeline_for_months(child_id, facts, months), policies)
+
+
+def evaluate_timeline(tl: Timeline, policies: PolicyBook) -> list[AlertDraft]:
+    """evaluate_child of an indexed timeline (timeline.index_timeline, .extended); of a
+    timeline.months_view, the alerts of those months."""
+    return _Evaluator(tl, policies).run()

@@ -211,16 +211,168 @@ def timeline_for_months(
     unique = {env.event_id: env for env in seq}
     if len(unique) != len(seq):  # an id seen twice: choose independently of order
         unique = _dedupe(seq)[0]
-    tl, retractions = _index(child_id, unique, _NOTHING, months)
+    return _indexed(child_id, unique, months)[0]
+
+
+def _indexed(
+    child_id: str, unique: dict[str, Envelope], months: Collection[int] | None
+) -> tuple[Timeline, dict[str, str], _Seen]:
+    """The timeline of one envelope per id, every retraction in the set (own id ->
+    retracted id) and what the index saw on the way (see _index)."""
+    tl, retractions, seen = _index(child_id, unique, _NOTHING, months)
     if retractions:  # rare: index again without what effective retractions retract
         gone = retracted_ids(retractions)
         if gone:
-            tl = _index(child_id, unique, gone, months)[0]
-    return tl
+            tl, _, seen = _index(child_id, unique, gone, months)
+    return tl, retractions, seen
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedTimeline:
+    """A child's whole timeline and the little more `extended` needs to add new payments
+    and cycle closes to it without indexing the history again: a verifier re-checks a
+    held child at the cost of what is new, not of its years of monthly payments."""
+
+    timeline: Timeline
+    #: disbursement ids that a reversal in the set names
+    reversed_ids: frozenset[str]
+    #: event ids that a retraction in the set names (effective or not)
+    retracted_targets: frozenset[str]
+    #: persons with a death or a status change in the set, named by the child or not
+    persons_with_facts: frozenset[str]
+
+
+def index_timeline(child_id: str, facts: Iterable[Envelope]) -> IndexedTimeline:
+    """build_timeline, kept with what `extended` needs."""
+    seq = facts if type(facts) is list or type(facts) is tuple else list(facts)
+    unique = {env.event_id: env for env in seq}
+    if len(unique) != len(seq):
+        unique = _dedupe(seq)[0]
+    tl, retractions, (reversed_ids, deaths, changes) = _indexed(child_id, unique, None)
+    return IndexedTimeline(
+        tl,
+        frozenset(reversed_ids) if reversed_ids else _NOTHING,
+        frozenset(retractions.values()) if retractions else _NOTHING,
+        frozenset(deaths.keys() | changes.keys()) if deaths or changes else _NOTHING,
+    )
+
+
+def extended(indexed: IndexedTimeline, new: Iterable[Envelope]) -> IndexedTimeline | None:
+    """index_timeline of the indexed facts plus `new`, whose event ids are not among them,
+    when `new` holds only payments and cycle closes that settle nothing already there;
+    None when the history must be indexed again: anything else, a second version of a
+    payment, a payment already reversed, a second close of a month, a fact already
+    retracted, a payee with a death or a status change the timeline left out because no
+    fact named that person before.
+
+    Equal to indexing everything again (tests/unit/test_timeline_extended.py), at the
+    cost of the new facts."""
+    tl = indexed.timeline
+    child_id = tl.child_id
+    disbursements: list[tuple[Envelope, Disbursement]] | None = None
+    cycles: list[Envelope] | None = None
+    cycle_months: list[int] = tl.cycle_months
+    regions: set[str] | None = None
+    for env in new:
+        if env.event_id in indexed.retracted_targets:
+            return None
+        body = env.body
+        kind = type(body)
+        if kind is Disbursement:
+            d = cast(Disbursement, body)
+            if d.child_id != child_id:
+                continue  # does not concern the child
+            did = d.disbursement_id
+            if did in indexed.reversed_ids:
+                return None
+            if disbursements is None:
+                disbursements = list(tl.disbursements)
+            for _, other in disbursements:
+                if other.disbursement_id == did:
+                    return None  # versions of one payment: the latest recorded counts
+            payee = d.payee_id
+            if (
+                payee in indexed.persons_with_facts
+                and payee != child_id
+                and payee not in tl.person_deaths
+                and payee not in tl.person_changes
+            ):
+                return None
+            bisect.insort(disbursements, (env, d), key=_payment_event_id)
+        elif kind is PaymentCycleClosed:
+            c = cast(PaymentCycleClosed, body)
+            if regions is None:
+                regions = {cast(ChildEnrolled, e.body).region for e in tl.enrollments.values()}
+            if c.region not in regions:
+                continue  # a region the child is not enrolled in
+            if cycles is None:
+                cycles, cycle_months = list(tl.cycles), list(tl.cycle_months)
+            month = c.period.index
+            i = bisect.bisect_left(cycle_months, month)
+            while i < len(cycles) and cycle_months[i] == month:
+                region = cast(PaymentCycleClosed, cycles[i].body).region
+                if region == c.region:
+                    return None  # two closes of one cycle: the latest recorded counts
+                if region > c.region:
+                    break
+                i += 1
+            cycles.insert(i, env)
+            cycle_months.insert(i, month)
+        else:
+            return None
+    if disbursements is None and cycles is None:
+        return indexed
+    grown = Timeline(
+        child_id,
+        tl.enrollments,
+        tl.ends,
+        tl.death,
+        tl.adoption,
+        tl.extension,
+        tl.guardian_dates,
+        tl.guardians,
+        tl.disbursements if disbursements is None else disbursements,
+        tl.person_deaths,
+        tl.person_changes,
+        tl.standards,
+        tl.cycles if cycles is None else cycles,
+        cycle_months,
+    )
+    return IndexedTimeline(
+        grown, indexed.reversed_ids, indexed.retracted_targets, indexed.persons_with_facts
+    )
+
+
+def months_view(tl: Timeline, months: Collection[int]) -> Timeline:
+    """The timeline with only the payments and cycle closes of the month indexes
+    `months`: what timeline_for_months gives for them, as far as any check can tell
+    (it names payees of other months too, whose facts no check of these months reads)."""
+    return Timeline(
+        tl.child_id,
+        tl.enrollments,
+        tl.ends,
+        tl.death,
+        tl.adoption,
+        tl.extension,
+        tl.guardian_dates,
+        tl.guardians,
+        [pair for pair in tl.disbursements if pair[1].period.index in months],
+        tl.person_deaths,
+        tl.person_changes,
+        tl.standards,
+        [env for env, m in zip(tl.cycles, tl.cycle_months, strict=True) if m in months],
+        [m for m in tl.cycle_months if m in months],
+    )
 
 
 _NOTHING: frozenset[str] = frozenset()
 _EVENT_ID = attrgetter("event_id")
+#: What _index saw: disbursement ids reversed, deaths and status changes by person.
+_Seen = tuple[set[str], dict[str, Envelope], dict[str, list[Envelope]]]
+
+
+def _payment_event_id(pair: tuple[Envelope, Disbursement]) -> str:
+    return pair[0].event_id
 
 
 def _newer(env: Envelope, old: Envelope) -> bool:
@@ -234,9 +386,10 @@ def _index(
     unique: dict[str, Envelope],
     gone: Collection[str],
     months: Collection[int] | None,
-) -> tuple[Timeline, dict[str, str]]:
-    """The timeline of the envelopes in `unique` not in `gone`, and every retraction seen
-    (own id -> retracted id) so the caller can tell whether `gone` must be computed."""
+) -> tuple[Timeline, dict[str, str], _Seen]:
+    """The timeline of the envelopes in `unique` not in `gone`, every retraction seen
+    (own id -> retracted id) so the caller can tell whether `gone` must be computed, and
+    what IndexedTimeline keeps of the rest."""
     enrollments: dict[Program, Envelope] = {}
     ends_all: list[Envelope] = []
     deaths: dict[str, Envelope] = {}
@@ -358,4 +511,4 @@ def _index(
         [cycles_raw[key] for key in cycle_keys],
         [key[0] for key in cycle_keys],
     )
-    return tl, retractions
+    return tl, retractions, (reversed_ids, deaths, changes)
