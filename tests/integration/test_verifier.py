@@ -102,6 +102,10 @@ async def test_two_instances_on_shuffled_input_agree_with_the_domain(
         drafts = expected_drafts(history.envelopes, history.child_ids)
         assert len(drafts) > 50
         assert_alerts_match(rows, drafts)
+        # the instance with a working set re-checked held children by their new months
+        assert first.consumer is not None and second.consumer is not None
+        assert first.consumer.processor.evaluated["new"] > 0
+        assert second.consumer.processor.evaluated["new"] == 0
         await wait_for(lambda: outbox_drained(database_url), 20, "the outbox to drain")
         versions = await version_rows(database_url)
         assert_versions_contiguous(versions)

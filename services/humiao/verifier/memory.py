@@ -22,6 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from humiao.domain.events import Envelope
+from humiao.domain.timeline import IndexedTimeline
 
 RefKey = tuple[str, int]  # (ref, partition)
 
@@ -39,6 +40,9 @@ class ChildFacts:
     #: reversals and retractions found to concern it (None: none), kept so a batch that
     #: brings no correction need not search its whole history for them again
     corrections: dict[str, Envelope] | None = None
+    #: the timeline of its fact set as of `evaluated`, which new payments and cycle
+    #: closes extend (timeline.extended) instead of indexing the history again
+    indexed: IndexedTimeline | None = None
 
 
 @dataclass

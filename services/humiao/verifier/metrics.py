@@ -30,7 +30,10 @@ BATCH_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 CHILDREN_EVALUATED = Counter(
-    "humiao_verifier_children_evaluated_total", "Child timelines re-evaluated"
+    "humiao_verifier_children_evaluated_total",
+    "Child timelines re-evaluated: their new months only (new payments and cycle closes"
+    " added to the held timeline) or every month (the facts indexed again)",
+    ["months"],
 )
 BATCH_FAILURES = Counter(
     "humiao_verifier_batch_failures_total",
@@ -124,11 +127,13 @@ class VerifierMetrics:
         seconds: float,
         kinds: Mapping[str, int],
         timestamps_ms: Iterable[int],
-        children: int,
+        children: Mapping[str, int],
     ) -> None:
+        """`children`: children re-evaluated, by "new" (months) or "all"."""
         BATCH_RECORDS.observe(records)
         BATCH_SECONDS.observe(seconds)
-        CHILDREN_EVALUATED.inc(children)
+        for months, n in children.items():
+            CHILDREN_EVALUATED.labels(months).inc(n)
         for kind, n in kinds.items():
             EVENTS.labels(kind).inc(n)
         now_ms = time.time() * 1000.0

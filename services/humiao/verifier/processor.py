@@ -13,9 +13,11 @@ transaction as the state, fenced by locking the offset rows first.
 
 Reads are one round per batch: what the in-memory working set (memory.py) lacks is
 loaded with a handful of queries; writes are one statement per table (arrays through
-`unnest`, COPY for versions). A child whose fact set did not change is not re-evaluated;
-a held child whose new facts are period-bound (payments, closes, reversals) is re-checked
-for those periods only (domain/scope.py), and its alerts of other periods stand.
+`unnest`, COPY for versions). A child whose fact set did not change is not re-evaluated.
+A held child keeps its indexed timeline: when what is new to it is payments and cycle
+closes that no correction reaches, the timeline is extended by them and only their
+months are checked again (domain/timeline.py `extended`, `months_view`); its alerts of
+other months stand. Anything else indexes its facts again and checks every month.
 """
 
 from __future__ import annotations
@@ -41,9 +43,15 @@ from humiao.domain.alerts import AlertStatus
 from humiao.domain.identity import pseudonym
 from humiao.domain.lifecycle import AlertChange, StoredAlert, reconcile
 from humiao.domain.policy import PolicyBook
-from humiao.domain.rules import evaluate_child
-from humiao.domain.scope import Scope, SharedFacts, period_scope_of, shared_facts
-from humiao.domain.timeline import persons_in
+from humiao.domain.rules import evaluate_timeline
+from humiao.domain.timeline import (
+    IndexedTimeline,
+    Timeline,
+    extended,
+    index_timeline,
+    months_view,
+    persons_in,
+)
 from humiao.domain.validation import ValidationFailed
 from humiao.domain.values import Period
 from humiao.verifier import store
@@ -56,10 +64,6 @@ CHANGED_BY = "verifier"
 _UNDECODABLE_MARK = "not a decodable"
 #: Retraction chains deeper than this are resolved when the chain's child is next touched.
 _MAX_RETRACTION_DEPTH = 32
-#: Ref groups this big (a region's closes and standards) are sorted once (SharedFacts)
-#: for all the children that read them; smaller ones are scanned with the child's own.
-_SHARED_MIN = 16
-_SHARED_CACHE = 4096
 
 
 class RecordLike(Protocol):
@@ -213,19 +217,20 @@ class Processor:
         self._keys: dict[str, str] = {}
         #: Alert transitions of the batch in progress, counted only once it commits.
         self._pending_notes: list[tuple[str, str, int, Mapping[str, Any] | None]] = []
+        #: children evaluated by the batch in progress: their "new" months or "all"
+        self._pending_evaluated: Counter[str] = Counter()
+        #: the same, of every committed batch
+        self.evaluated: Counter[str] = Counter()
         self._clock = _Clock()
         # a child names four or five refs (itself, parents, guardian, region)
         self.memory = Memory(
             max_children=cached_children, max_refs=4 * cached_children, max_facts=cached_facts
         )
         self._staged = Staged()
-        #: id(ref facts dict) -> (that dict, its size, its SharedFacts)
-        self._shared: dict[int, tuple[dict[str, ev.Envelope], int, SharedFacts]] = {}
 
     def forget(self) -> None:
         """Drop the in-memory working set (the assignment changed, or we were fenced)."""
         self.memory.clear()
-        self._shared.clear()
 
     # --- decoding (runs on the consumer thread, no I/O) ---------------------------------
 
@@ -314,6 +319,7 @@ class Processor:
         """Apply one batch in one transaction. Raises Fenced (nothing written) when the
         stored offsets are not the ones this consumer started the batch from."""
         self._pending_notes.clear()
+        self._pending_evaluated = Counter()
         self._staged = Staged()
         clock = self._clock = _Clock()
         async with conn.transaction():
@@ -327,7 +333,7 @@ class Processor:
         clock.lap("commit")
         self.memory.apply(self._staged)
         self._staged = Staged()
-        self._after_commit(batch, children)
+        self._after_commit(batch)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "batch records=%d children=%d decode=%.0fms %s",
@@ -418,9 +424,11 @@ class Processor:
 
         facts_by_child = await self._load(conn, affected, hit, batch, new_facts, new_refs)
         drafts = {
-            key: evaluate_child(child_id, facts, self.policies, periods)
-            for key, (child_id, facts, periods) in facts_by_child.items()
+            key: evaluate_timeline(tl, self.policies) for key, (tl, _) in facts_by_child.items()
         }
+        self._pending_evaluated.update(
+            "all" if periods is None else "new" for _, periods in facts_by_child.values()
+        )
         clock.lap("evaluate")
         stored_rows = await store.lock_alerts(conn, drafts)
         clock.lap("lock_alerts")
@@ -433,7 +441,7 @@ class Processor:
         changes: list[tuple[str, AlertChange]] = []
         for key, child_drafts in drafts.items():
             mine = stored_by_child.get(key, {})
-            periods = facts_by_child[key][2]
+            periods = facts_by_child[key][1]
             if periods is not None and mine:  # alerts of other periods stand as they are
                 texts = {str(p) for p in periods}
                 mine = {a: r for a, r in mine.items() if r["period"] in texts}
@@ -496,10 +504,11 @@ class Processor:
         batch: PreparedBatch,
         new_facts: Mapping[str, Mapping[str, ev.Envelope]],
         new_refs: Mapping[str, set[str]],
-    ) -> dict[str, tuple[str, list[ev.Envelope], frozenset[Period] | None]]:
-        """Every fact relevant to each affected child whose fact set changed: own facts,
-        facts about the persons, regions and disbursements it names and retractions of any
-        of those (transitively), the non-child ones as far as the child's partition has
+    ) -> dict[str, tuple[Timeline, frozenset[Period] | None]]:
+        """For each affected child whose fact set changed, the timeline to check and the
+        periods it is checked for (None: every period). The fact set: own facts, facts
+        about the persons, regions and disbursements it names and retractions of any of
+        those (transitively), the non-child ones as far as the child's partition has
         seen them. Reads from the database only what memory lacks."""
         mem, staged = self.memory, self._staged
         in_batch = {inc.env.event_id: inc.env for inc in batch.facts}
@@ -557,34 +566,45 @@ class Processor:
                 targets[part] = (retracting, reversing)
             return targets[part]
 
-        out: dict[str, tuple[str, list[ev.Envelope], frozenset[Period] | None]] = {}
+        out: dict[str, tuple[Timeline, frozenset[Period] | None]] = {}
         for key in affected:
             c = cached.get(key)
+            new_own = new_facts.get(key)
             if c is not None:
-                own = c.own
-                if key in new_facts:
-                    own = {**own, **new_facts[key]}
+                own = {**c.own, **new_own} if new_own else c.own
             else:
                 own = own_db.get(key, {})
             if not own or key not in where:
                 continue  # refs without facts cannot happen; nothing to evaluate
             part, refs = where[key]
+            retracting, reversing = by_target(part)
+            if c is not None and c.indexed is not None and key not in hit:
+                grown = self._grown(c, part, refs, new_own, ref_db, batch_refs,
+                                    retracting, reversing)
+                if grown is not None:
+                    size, indexed, months = grown
+                    staged.children[key] = ChildFacts(
+                        c.child_id, part, own, refs, size, c.corrections, indexed
+                    )
+                    if size != c.evaluated:
+                        out[key] = (
+                            months_view(indexed.timeline, months),
+                            frozenset(Period(m) for m in months),
+                        )
+                    continue
             facts = dict(own)
             #: facts this batch brought to the child (a copy seen before may be among them)
-            added: set[str] = set(new_facts[key]) if key in new_facts else set()
-            groups: list[dict[str, ev.Envelope]] = []  # where the non-own facts came from
+            added: set[str] = set(new_own) if new_own else set()
             for ref in refs:
                 rk = (ref, part)
                 held = held_refs.get(rk)
                 source = held if held is not None else ref_db[rk]
                 if source:
                     facts.update(source)
-                    groups.append(source)
                 fresh = batch_refs.get(rk)
                 if fresh is not None:
                     facts.update(fresh)
                     added.update(fresh)
-                    groups.append(fresh)
             # Reversals of its disbursements and retractions of anything it rests on,
             # transitively (a reversal can be retracted, a retraction retracted). A held
             # child no correction of this batch reached keeps those it had, and only what
@@ -597,7 +617,6 @@ class Processor:
                 frontier = [facts[eid] for eid in added]
             else:
                 frontier = list(facts.values())
-            retracting, reversing = by_target(part)
             if not (retracting or reversing):
                 frontier = []
             while frontier:
@@ -612,70 +631,78 @@ class Processor:
                             facts[renv.event_id] = renv
                             corrections[renv.event_id] = renv
                             nxt.append(renv)
-                            if renv.event_id in in_batch:
-                                added.add(renv.event_id)
                 frontier = nxt
             child_id = next(iter(own.values())).child_id()
             assert child_id is not None
             size = len(facts)
+            if c is not None and c.evaluated == size and c.indexed is not None:
+                # the same set as last time: the same verdict
+                staged.children[key] = ChildFacts(
+                    child_id, part, own, refs, size, corrections or None, c.indexed
+                )
+                continue
+            indexed = index_timeline(child_id, list(facts.values()))
             staged.children[key] = ChildFacts(
-                child_id, part, own, refs, size, corrections or None
+                child_id, part, own, refs, size, corrections or None, indexed
             )
-            if c is not None and c.evaluated == size:
-                continue  # the same set as last time: the same verdict
-            scope = None
-            # The verdict on the facts held before this batch is stored: when all the batch
-            # added is period-bound, only those periods are checked again. (A fact reached
-            # from an earlier batch, such as a reversal met before its payment, leaves the
-            # sizes apart: then the child is evaluated whole.)
-            if c is not None and c.evaluated == size - len(added):
-                scope = self._scope(own, groups, corrections, [facts[e] for e in added])
-            if scope is None:
-                out[key] = (child_id, list(facts.values()), None)
-            else:
-                out[key] = (child_id, scope.facts, scope.periods)
+            out[key] = (indexed.timeline, None)
         self._clock.lap("load_assemble")
         return out
 
-    def _scope(
+    def _grown(
         self,
-        own: Mapping[str, ev.Envelope],
-        groups: Sequence[dict[str, ev.Envelope]],
-        corrections: Mapping[str, ev.Envelope],
-        new: Sequence[ev.Envelope],
-    ) -> Scope | None:
-        """domain.scope.period_scope of a held child's facts (`new` among them), reading
-        the big ref groups, a region's closes and standards, through their SharedFacts,
-        sorted once for every child of the region instead of scanned child by child."""
-        scan = list(own.values())
-        shared: list[SharedFacts] = []
-        for group in groups:
-            if len(group) < _SHARED_MIN:
-                scan.extend(group.values())
-            else:
-                shared.append(self._shared_of(group))
-        if corrections:
-            scan.extend(corrections.values())
-        return period_scope_of(scan, shared, new)
-
-    def _shared_of(self, group: dict[str, ev.Envelope]) -> SharedFacts:
-        """The SharedFacts of a held ref's facts, kept while that dict is unchanged (facts
-        are only ever added to it, so its size tells)."""
-        cached = self._shared.get(id(group))
-        if cached is not None and cached[0] is group and cached[1] == len(group):
-            return cached[2]
-        if len(self._shared) >= _SHARED_CACHE:
-            self._shared.clear()
-        value = shared_facts(group.values())
-        self._shared[id(group)] = (group, len(group), value)  # holding it keeps the id
-        return value
+        c: ChildFacts,
+        part: int,
+        refs: set[str],
+        new_own: Mapping[str, ev.Envelope] | None,
+        ref_db: Mapping[tuple[str, int], dict[str, ev.Envelope]],
+        batch_refs: Mapping[tuple[str, int], dict[str, ev.Envelope]],
+        retracting: Mapping[str, list[ev.Envelope]],
+        reversing: Mapping[str, list[ev.Envelope]],
+    ) -> tuple[int, IndexedTimeline, set[int]] | None:
+        """A held child whose new facts are payments and cycle closes that no correction
+        reaches: (the size of its fact set, its timeline extended by them, their months),
+        so it is re-checked at the cost of what is new. None when it must be indexed
+        again (timeline.extended says when) or when what is new to it cannot be told
+        from what it had: a ref no longer held, a newly named person or region with facts."""
+        assert c.indexed is not None
+        held_refs = self.memory.refs
+        added: list[ev.Envelope] = list(new_own.values()) if new_own else []
+        for ref in refs:
+            rk = (ref, part)
+            held = held_refs.get(rk)
+            if held is None:
+                if ref in c.refs or ref_db[rk]:
+                    return None  # read again just now: old and new facts look alike
+                continue
+            if held and ref not in c.refs:
+                return None
+            fresh = batch_refs.get(rk)
+            if fresh:
+                added.extend(env for eid, env in fresh.items() if eid not in held)
+        months: set[int] = set()
+        for env in added:
+            body = env.body
+            if env.event_id in retracting:
+                return None
+            if type(body) is ev.Disbursement:
+                if body.disbursement_id in reversing:
+                    return None
+            elif type(body) is not ev.PaymentCycleClosed:
+                return None
+            months.add(body.period.index)
+        indexed = extended(c.indexed, added)
+        if indexed is None:
+            return None
+        return c.evaluated + len(added), indexed, months
 
     def _note_change(self, row: Mapping[str, Any], old: Mapping[str, Any] | None) -> None:
         """Remember the transition for the metrics (applied only after commit)."""
         self._pending_notes.append((row["code"], row["status"], row["amount_at_risk_fen"], old))
 
-    def _after_commit(self, batch: PreparedBatch, children: int) -> None:
+    def _after_commit(self, batch: PreparedBatch) -> None:
         m = self.metrics
+        self.evaluated.update(self._pending_evaluated)
         for code, status, amount, old in self._pending_notes:
             if old is None:
                 m.alert_raised(code, amount)
@@ -691,7 +718,7 @@ class Processor:
             batch.decode_seconds + time.perf_counter() - self._clock.started,
             kinds,
             batch.timestamps_ms,
-            children,
+            self._pending_evaluated,
         )
         lateness = []
         for inc in batch.facts:
