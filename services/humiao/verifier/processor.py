@@ -227,6 +227,7 @@ class Processor:
             max_children=cached_children, max_refs=4 * cached_children, max_facts=cached_facts
         )
         self._staged = Staged()
+        self._periods_of: dict[frozenset[int], frozenset[Period]] = {}
 
     def forget(self) -> None:
         """Drop the in-memory working set (the assignment changed, or we were fenced)."""
@@ -336,8 +337,9 @@ class Processor:
         self._after_commit(batch)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
-                "batch records=%d children=%d decode=%.0fms %s",
-                batch.records, children, batch.decode_seconds * 1000, clock,
+                "batch records=%d children=%d (new months %d, all %d) decode=%.0fms %s",
+                batch.records, children, self._pending_evaluated["new"],
+                self._pending_evaluated["all"], batch.decode_seconds * 1000, clock,
             )
         return BatchResult(dict(batch.next_offsets), children, len(changes))
 
@@ -587,10 +589,7 @@ class Processor:
                         c.child_id, part, own, refs, size, c.corrections, indexed
                     )
                     if size != c.evaluated:
-                        out[key] = (
-                            months_view(indexed.timeline, months),
-                            frozenset(Period(m) for m in months),
-                        )
+                        out[key] = (months_view(indexed.timeline, months), self._periods(months))
                     continue
             facts = dict(own)
             #: facts this batch brought to the child (a copy seen before may be among them)
@@ -649,6 +648,16 @@ class Processor:
         self._clock.lap("load_assemble")
         return out
 
+    def _periods(self, months: frozenset[int]) -> frozenset[Period]:
+        """The Periods of month indexes, shared: a batch's children mostly have the same
+        new months, and building them child by child showed in the profile."""
+        periods = self._periods_of.get(months)
+        if periods is None:
+            if len(self._periods_of) >= 4096:
+                self._periods_of.clear()
+            periods = self._periods_of[months] = frozenset(Period(m) for m in months)
+        return periods
+
     def _grown(
         self,
         c: ChildFacts,
@@ -659,7 +668,7 @@ class Processor:
         batch_refs: Mapping[tuple[str, int], dict[str, ev.Envelope]],
         retracting: Mapping[str, list[ev.Envelope]],
         reversing: Mapping[str, list[ev.Envelope]],
-    ) -> tuple[int, IndexedTimeline, set[int]] | None:
+    ) -> tuple[int, IndexedTimeline, frozenset[int]] | None:
         """A held child whose new facts are payments and cycle closes that no correction
         reaches: (the size of its fact set, its timeline extended by them, their months),
         so it is re-checked at the cost of what is new. None when it must be indexed
@@ -694,7 +703,7 @@ class Processor:
         indexed = extended(c.indexed, added)
         if indexed is None:
             return None
-        return c.evaluated + len(added), indexed, months
+        return c.evaluated + len(added), indexed, frozenset(months)
 
     def _note_change(self, row: Mapping[str, Any], old: Mapping[str, Any] | None) -> None:
         """Remember the transition for the metrics (applied only after commit)."""
