@@ -23,21 +23,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_order_independence import BOOK, CHILDREN, histories
 
-from humiao.domain.events import Disbursement, Envelope, PaymentCycleClosed
+from humiao.domain.events import AllowanceStandardSet, Disbursement, Envelope, PaymentCycleClosed
 from humiao.domain.policy import PolicyBook
 from humiao.domain.rules import evaluate_child, evaluate_timeline
-from humiao.domain.timeline import dedupe, extended, index_timeline, months_view
+from humiao.domain.timeline import (
+    dedupe,
+    extended,
+    index_timeline,
+    months_view,
+    touched_months,
+)
 from humiao.domain.values import Period, Situation, StatusChange
 
-ADDABLE = (Disbursement, PaymentCycleClosed)
-
-
-def _months(facts: list[Envelope]) -> set[int]:
-    out = set()
-    for e in facts:
-        if isinstance(e.body, Disbursement | PaymentCycleClosed):
-            out.add(e.body.period.index)
-    return out
+ADDABLE = (Disbursement, PaymentCycleClosed, AllowanceStandardSet)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -60,11 +58,17 @@ def test_extending_equals_indexing_everything_again(
             continue
         assert all(isinstance(e.body, ADDABLE) for e in new)
         assert grown == index_timeline(child, old + new)
-        months = _months(new) or {Period.of(2024, 1).index}
+        months = touched_months(grown.timeline, new)
         periods = {Period(m) for m in months}
+        after = evaluate_child(child, old + new, BOOK)
         view = evaluate_timeline(months_view(grown.timeline, months), BOOK)
         assert view == evaluate_child(child, old + new, BOOK, periods)
-        assert view == [a for a in evaluate_child(child, old + new, BOOK) if a.period in periods]
+        assert view == [a for a in after if a.period in periods]
+        # the alerts of every other month stand as they were
+        before = evaluate_child(child, old, BOOK)
+        assert [a for a in after if a.period not in periods] == [
+            a for a in before if a.period not in periods
+        ]
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -106,6 +110,26 @@ def test_a_new_month_is_added_and_checked_alone() -> None:
     alerts = evaluate_timeline(months_view(grown.timeline, months), book)
     assert [(a.code.name, str(a.period)) for a in alerts] == [("AMOUNT_MISMATCH", "2024-04")]
     assert wrong.event_id in alerts[0].evidence_event_ids
+
+
+def test_a_new_standard_touches_the_months_from_its_start() -> None:
+    history = _history()  # paid 2024-01 and 2024-02 at 800 yuan, both months closed
+    book = PolicyBook.default()
+    raised = standard(85000, "2024-02")
+    grown = extended(index_timeline(CHILD, history), [raised])
+    assert grown == index_timeline(CHILD, [*history, raised])
+    months = touched_months(grown.timeline, [raised])
+    assert months == {Period.of(2024, 2).index}
+    alerts = evaluate_timeline(months_view(grown.timeline, months), book)
+    assert [(a.code.name, str(a.period), a.amount_at_risk_fen) for a in alerts] == [
+        ("AMOUNT_MISMATCH", "2024-02", 5000)
+    ]
+    # a second standard from the same month must be weighed by recording time
+    assert extended(grown, [standard(90000, "2024-02")]) is None
+    # another region's standard concerns it not
+    elsewhere = standard(90000, "2024-01", region="310101")
+    assert touched_months(grown.timeline, [elsewhere]) == frozenset()
+    assert extended(grown, [elsewhere]) == index_timeline(CHILD, [*history, raised, elsewhere])
 
 
 def test_nothing_new_is_the_same_timeline() -> None:

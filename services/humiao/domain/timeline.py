@@ -259,11 +259,12 @@ def index_timeline(child_id: str, facts: Iterable[Envelope]) -> IndexedTimeline:
 
 def extended(indexed: IndexedTimeline, new: Iterable[Envelope]) -> IndexedTimeline | None:
     """index_timeline of the indexed facts plus `new`, whose event ids are not among them,
-    when `new` holds only payments and cycle closes that settle nothing already there;
-    None when the history must be indexed again: anything else, a second version of a
-    payment, a payment already reversed, a second close of a month, a fact already
-    retracted, a payee with a death or a status change the timeline left out because no
-    fact named that person before.
+    when `new` holds only payments, cycle closes and allowance standards that settle
+    nothing already there; None when the history must be indexed again: anything else, a
+    second version of a payment, a payment already reversed, a second close of a month, a
+    second standard from one month, a fact already retracted, a payee with a death or a
+    status change the timeline left out because no fact named that person before.
+    `touched_months` says which months' alerts the new facts can change.
 
     Equal to indexing everything again (tests/unit/test_timeline_extended.py), at the
     cost of the new facts."""
@@ -272,7 +273,8 @@ def extended(indexed: IndexedTimeline, new: Iterable[Envelope]) -> IndexedTimeli
     disbursements: list[tuple[Envelope, Disbursement]] | None = None
     cycles: list[Envelope] | None = None
     cycle_months: list[int] = tl.cycle_months
-    regions: set[str] | None = None
+    standards: dict[tuple[str, Program], tuple[list[int], list[Envelope]]] | None = None
+    regions = _regions(tl)
     for env in new:
         if env.event_id in indexed.retracted_targets:
             return None
@@ -301,8 +303,6 @@ def extended(indexed: IndexedTimeline, new: Iterable[Envelope]) -> IndexedTimeli
             bisect.insort(disbursements, (env, d), key=_payment_event_id)
         elif kind is PaymentCycleClosed:
             c = cast(PaymentCycleClosed, body)
-            if regions is None:
-                regions = {cast(ChildEnrolled, e.body).region for e in tl.enrollments.values()}
             if c.region not in regions:
                 continue  # a region the child is not enrolled in
             if cycles is None:
@@ -318,9 +318,22 @@ def extended(indexed: IndexedTimeline, new: Iterable[Envelope]) -> IndexedTimeli
                 i += 1
             cycles.insert(i, env)
             cycle_months.insert(i, month)
+        elif kind is AllowanceStandardSet:
+            a = cast(AllowanceStandardSet, body)
+            if a.region not in regions:
+                continue  # a region the child is not enrolled in
+            if standards is None:
+                standards = dict(tl.standards)
+            key = (a.region, a.program)
+            month = a.effective_from.index
+            months, envs = standards.get(key, ((), ()))
+            i = bisect.bisect_left(months, month)
+            if i < len(months) and months[i] == month:
+                return None  # two standards from one month: the latest recorded counts
+            standards[key] = ([*months[:i], month, *months[i:]], [*envs[:i], env, *envs[i:]])
         else:
             return None
-    if disbursements is None and cycles is None:
+    if disbursements is None and cycles is None and standards is None:
         return indexed
     grown = Timeline(
         child_id,
@@ -334,13 +347,42 @@ def extended(indexed: IndexedTimeline, new: Iterable[Envelope]) -> IndexedTimeli
         tl.disbursements if disbursements is None else disbursements,
         tl.person_deaths,
         tl.person_changes,
-        tl.standards,
+        tl.standards if standards is None else standards,
         tl.cycles if cycles is None else cycles,
         cycle_months,
     )
     return IndexedTimeline(
         grown, indexed.reversed_ids, indexed.retracted_targets, indexed.persons_with_facts
     )
+
+
+def _regions(tl: Timeline) -> set[str]:
+    """The regions the child is enrolled in: only their closes and standards concern it."""
+    return {cast(ChildEnrolled, e.body).region for e in tl.enrollments.values()}
+
+
+def touched_months(tl: Timeline, new: Iterable[Envelope]) -> frozenset[int]:
+    """The month indexes whose alerts the facts `new` that `extended` added to `tl` (the
+    extended timeline) can change: a payment's or a close's own month; for a standard,
+    every month from its effectiveFrom on that has a payment or a close (an amount is
+    checked against the standard in effect in its month). Alerts of other months stand."""
+    months: set[int] = set()
+    since: int | None = None
+    regions: set[str] | None = None
+    for env in new:
+        body = env.body
+        if type(body) is AllowanceStandardSet:
+            if regions is None:
+                regions = _regions(tl)
+            if body.region in regions:
+                m = body.effective_from.index
+                since = m if since is None else min(since, m)
+        else:
+            months.add(cast(Disbursement | PaymentCycleClosed, body).period.index)
+    if since is not None:
+        months.update(m for m in tl.cycle_months if m >= since)
+        months.update(m for _, d in tl.disbursements if (m := d.period.index) >= since)
+    return frozenset(months)
 
 
 def months_view(tl: Timeline, months: Collection[int]) -> Timeline:

@@ -14,10 +14,11 @@ transaction as the state, fenced by locking the offset rows first.
 Reads are one round per batch: what the in-memory working set (memory.py) lacks is
 loaded with a handful of queries; writes are one statement per table (arrays through
 `unnest`, COPY for versions). A child whose fact set did not change is not re-evaluated.
-A held child keeps its indexed timeline: when what is new to it is payments and cycle
-closes that no correction reaches, the timeline is extended by them and only their
-months are checked again (domain/timeline.py `extended`, `months_view`); its alerts of
-other months stand. Anything else indexes its facts again and checks every month.
+A held child keeps its indexed timeline: when what is new to it is payments, cycle
+closes and standards that no correction reaches, the timeline is extended by them and
+only the months they touch are checked again (domain/timeline.py `extended`,
+`touched_months`, `months_view`); its alerts of other months stand. Anything else
+indexes its facts again and checks every month.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from humiao.domain.timeline import (
     index_timeline,
     months_view,
     persons_in,
+    touched_months,
 )
 from humiao.domain.validation import ValidationFailed
 from humiao.domain.values import Period
@@ -669,8 +671,9 @@ class Processor:
         retracting: Mapping[str, list[ev.Envelope]],
         reversing: Mapping[str, list[ev.Envelope]],
     ) -> tuple[int, IndexedTimeline, frozenset[int]] | None:
-        """A held child whose new facts are payments and cycle closes that no correction
-        reaches: (the size of its fact set, its timeline extended by them, their months),
+        """A held child whose new facts are payments, cycle closes and standards that no
+        correction reaches: (the size of its fact set, its timeline extended by them, the
+        months they touch),
         so it is re-checked at the cost of what is new. None when it must be indexed
         again (timeline.extended says when) or when what is new to it cannot be told
         from what it had: a ref no longer held, a newly named person or region with facts."""
@@ -689,21 +692,16 @@ class Processor:
             fresh = batch_refs.get(rk)
             if fresh:
                 added.extend(env for eid, env in fresh.items() if eid not in held)
-        months: set[int] = set()
         for env in added:
-            body = env.body
             if env.event_id in retracting:
                 return None
-            if type(body) is ev.Disbursement:
-                if body.disbursement_id in reversing:
-                    return None
-            elif type(body) is not ev.PaymentCycleClosed:
+            body = env.body
+            if type(body) is ev.Disbursement and body.disbursement_id in reversing:
                 return None
-            months.add(body.period.index)
         indexed = extended(c.indexed, added)
         if indexed is None:
             return None
-        return c.evaluated + len(added), indexed, frozenset(months)
+        return c.evaluated + len(added), indexed, touched_months(indexed.timeline, added)
 
     def _note_change(self, row: Mapping[str, Any], old: Mapping[str, Any] | None) -> None:
         """Remember the transition for the metrics (applied only after commit)."""
