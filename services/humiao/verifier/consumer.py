@@ -37,6 +37,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
 from humiao.verifier import store
+from humiao.verifier.collector import BatchCollector
 from humiao.verifier.deadletter import DeadLetterPublisher
 from humiao.verifier.metrics import VerifierMetrics
 from humiao.verifier.processor import Fenced, PreparedBatch, Processor, RecordLike
@@ -80,6 +81,7 @@ class ConsumerLoop:
         session_timeout_ms: int = 10_000,
         client_id: str = "humiao-verifier",
         on_commit: Callable[[], None] | None = None,
+        collector: BatchCollector | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
@@ -93,6 +95,8 @@ class ConsumerLoop:
         self.session_timeout_ms = session_timeout_ms
         self.client_id = client_id
         self.on_commit = on_commit
+        #: runs the garbage collector between batches (the service process only)
+        self.collector = collector
         self._stop = threading.Event()
         self._lock = threading.Lock()
         #: partition -> next offset as stored in the database (-1: from the beginning)
@@ -236,6 +240,8 @@ class ConsumerLoop:
                             decoding = None
                     else:
                         ok = self._process(consumer, loop, batch, polled_in)
+                        if ok and self.collector is not None:
+                            self.collector.after_batch()
                     if not ok:
                         if decoding is not None:  # it follows the failed batch: drop it too
                             decoding.result()
@@ -247,6 +253,8 @@ class ConsumerLoop:
                     backoff.reset()
                 if decoding is not None:
                     ready = (decoding.result(), epoch)
+                elif ready is None and self.collector is not None:
+                    self.collector.idle()
             # Stopping: the batch in its transaction has committed; one decoded but not yet
             # processed is read again by whoever owns its partitions next.
         finally:

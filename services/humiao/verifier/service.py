@@ -23,6 +23,7 @@ from humiao.adapters.topics import ensure_topics
 from humiao.config import DatabaseSettings, KafkaSettings, PrivacySettings, ServiceSettings
 from humiao.domain.policy import PolicyBook
 from humiao.runtime import run_grpc_service, setup_logging
+from humiao.verifier.collector import BatchCollector
 from humiao.verifier.consumer import ConsumerLoop
 from humiao.verifier.deadletter import DeadLetterPublisher
 from humiao.verifier.metrics import VerifierMetrics
@@ -55,6 +56,10 @@ class VerifierSettings(BaseSettings):
     #: Facts (envelopes) held across cached children at most, the bound that tracks
     #: memory (~1 KB each); least recently used children go first. 0 turns the set off.
     humiao_verifier_cached_facts: int = Field(default=2_000_000, ge=0)
+    #: Seconds between full garbage collections; the collector otherwise runs between
+    #: batches and what survives is frozen (collector.py). 0: CPython's automatic
+    #: collector, with raised thresholds.
+    humiao_verifier_gc_full_seconds: int = Field(default=600, ge=0)
     #: Optional per-region policy file (TOML); unset: the built-in defaults.
     humiao_policy_file: str | None = None
 
@@ -73,8 +78,10 @@ class Verifier:
         pool_min: int = 1,
         pool_max: int = 4,
         name: str | None = None,
+        collector: BatchCollector | None = None,
     ) -> None:
         self.kafka = kafka
+        self.collector = collector
         self.dsn = dsn
         self.secret = secret
         self.settings = settings or VerifierSettings()
@@ -135,6 +142,7 @@ class Verifier:
             session_timeout_ms=s.humiao_verifier_session_timeout_ms,
             client_id=self.name,
             on_commit=nudge,
+            collector=self.collector,
         )
         self._relay_task = asyncio.create_task(relay.run(self._relay_stop))
         self.consumer.start()
@@ -178,13 +186,18 @@ class Verifier:
                 await asyncio.wait_for(stop.wait(), 1.0)
 
 
-def tune_gc() -> None:
+def tune_gc(full_seconds: int) -> BatchCollector | None:
     """The verifier allocates many small, acyclic, long-lived objects (decoded facts in
-    its memory): with the default thresholds the cyclic collector rescans them hundreds
-    of times per batch. Collect young objects less often; freeze what startup made."""
+    its memory): the cyclic collector runs between batches (collector.py), or, with
+    `full_seconds` 0, CPython's own collects young objects less often than by default."""
+    if full_seconds > 0:
+        collector = BatchCollector(full_seconds=full_seconds)
+        collector.start()
+        return collector
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+    return None
 
 
 def _dsn(db: DatabaseSettings) -> str:
@@ -199,7 +212,7 @@ async def serve() -> int:
     svc = ServiceSettings()
     settings = VerifierSettings()
     setup_logging(svc.humiao_log_level)
-    tune_gc()
+    collector = tune_gc(settings.humiao_verifier_gc_full_seconds)
     if not kafka.kafka_bootstrap_servers:
         raise SystemExit("humiao.verifier: KAFKA_BOOTSTRAP_SERVERS is not set")
     ensure_topics(kafka)
@@ -211,6 +224,7 @@ async def serve() -> int:
         pool_min=db.humiao_db_pool_min,
         pool_max=db.humiao_db_pool_max,
         name=os.environ.get("HUMIAO_VERIFIER_CLIENT_ID") or None,
+        collector=collector,
     )
     delay = 0.5
     while True:  # PostgreSQL may come up after us: wait for it rather than crash

@@ -212,7 +212,7 @@ def main() -> None:
                         help="keep Python's default collector thresholds")
     args = parser.parse_args()
     if not args.default_gc:
-        tune_gc()
+        tune_gc(0)  # CPython's collector, raised thresholds: batches run on its thread
     if args.debug:
         import logging
 
