@@ -335,18 +335,9 @@ def extended(indexed: IndexedTimeline, new: Iterable[Envelope]) -> IndexedTimeli
             return None
     if disbursements is None and cycles is None and standards is None:
         return indexed
-    grown = Timeline(
-        child_id,
-        tl.enrollments,
-        tl.ends,
-        tl.death,
-        tl.adoption,
-        tl.extension,
-        tl.guardian_dates,
-        tl.guardians,
+    grown = _with_periodic(
+        tl,
         tl.disbursements if disbursements is None else disbursements,
-        tl.person_deaths,
-        tl.person_changes,
         tl.standards if standards is None else standards,
         tl.cycles if cycles is None else cycles,
         cycle_months,
@@ -389,6 +380,24 @@ def months_view(tl: Timeline, months: Collection[int]) -> Timeline:
     """The timeline with only the payments and cycle closes of the month indexes
     `months`: what timeline_for_months gives for them, as far as any check can tell
     (it names payees of other months too, whose facts no check of these months reads)."""
+    return _with_periodic(
+        tl,
+        [pair for pair in tl.disbursements if pair[1].period.index in months],
+        tl.standards,
+        [env for env, m in zip(tl.cycles, tl.cycle_months, strict=True) if m in months],
+        [m for m in tl.cycle_months if m in months],
+    )
+
+
+def _with_periodic(
+    tl: Timeline,
+    disbursements: list[tuple[Envelope, Disbursement]],
+    standards: dict[tuple[str, Program], tuple[list[int], list[Envelope]]],
+    cycles: list[Envelope],
+    cycle_months: list[int],
+) -> Timeline:
+    """`tl` with other payments, standards and cycle closes; the rest is shared, not
+    copied (dataclasses.replace costs several times more, once per child per batch)."""
     return Timeline(
         tl.child_id,
         tl.enrollments,
@@ -398,12 +407,12 @@ def months_view(tl: Timeline, months: Collection[int]) -> Timeline:
         tl.extension,
         tl.guardian_dates,
         tl.guardians,
-        [pair for pair in tl.disbursements if pair[1].period.index in months],
+        disbursements,
         tl.person_deaths,
         tl.person_changes,
-        tl.standards,
-        [env for env, m in zip(tl.cycles, tl.cycle_months, strict=True) if m in months],
-        [m for m in tl.cycle_months if m in months],
+        standards,
+        cycles,
+        cycle_months,
     )
 
 

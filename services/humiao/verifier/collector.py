@@ -2,8 +2,9 @@
 
 The verifier holds a working set of millions of small, long-lived, acyclic objects
 (decoded facts, indexed timelines). CPython's generational collector scans every
-surviving object again as it moves up the generations, and on the 1M-record replay a
-verifier with the collector switched off ran about a fifth faster. So the automatic
+surviving object again as it moves up the generations: on the 1M-record replay a
+verifier with the collector switched off ran a fifth faster (one pair of runs), and
+this scheme 4-7% faster than CPython's collector with raised thresholds. So the automatic
 collector is off while the verifier runs, and instead, once a committed batch has left
 what it keeps in place, everything made since the last time is scanned once (young
 generations only) and what survives is frozen: it is not scanned again. Refcounting
@@ -11,7 +12,8 @@ still frees everything that is not in a cycle, at once, as always.
 
 A cycle that was alive when frozen and died later is not reclaimed by the young
 collections, so every `full_seconds` the frozen objects are thawed and one full
-collection runs (a pause of about a second per million objects held). When no batch
+collection runs (a pause of 0.1-0.3 s per million objects held, 126 ns an object
+measured on a small heap: 1-3 s with a full working set). When no batch
 comes (a quiet night), the young collection still runs every `young_seconds`, for the
 garbage of the other threads (gRPC, the outbox relay).
 """
