@@ -8,7 +8,7 @@ from humiao.verifier.memory import ChildFacts, Memory, Staged
 def _child(key: str, facts: int) -> ChildFacts:
     # The bound counts entries only, so placeholder envelopes are enough here.
     own = {f"{key}-{i}": None for i in range(facts)}
-    return ChildFacts(key, 0, own, set(), facts)  # type: ignore[arg-type]
+    return ChildFacts(key, 0, own, set(), facts, None, None)  # type: ignore[arg-type]
 
 
 def _apply(mem: Memory, *children: ChildFacts) -> None:

@@ -36,13 +36,13 @@ class ChildFacts:
     #: refs its facts name ('p:<person key>', 'r:<region>'; disbursements go by `rare`)
     refs: set[str]
     #: size of the fact set at its last committed evaluation (sets only grow)
-    evaluated: int = -1
+    evaluated: int
     #: reversals and retractions found to concern it (None: none), kept so a batch that
     #: brings no correction need not search its whole history for them again
-    corrections: dict[str, Envelope] | None = None
-    #: the timeline of its fact set as of `evaluated`, which new payments and cycle
-    #: closes extend (timeline.extended) instead of indexing the history again
-    indexed: IndexedTimeline | None = None
+    corrections: dict[str, Envelope] | None
+    #: the timeline of its fact set as of `evaluated`, which new payments, cycle closes
+    #: and standards extend (timeline.extended) instead of indexing the history again
+    indexed: IndexedTimeline
 
 
 @dataclass

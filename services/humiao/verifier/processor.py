@@ -582,7 +582,7 @@ class Processor:
                 continue  # refs without facts cannot happen; nothing to evaluate
             part, refs = where[key]
             retracting, reversing = by_target(part)
-            if c is not None and c.indexed is not None and key not in hit:
+            if c is not None and key not in hit:
                 grown = self._grown(c, part, refs, new_own, ref_db, batch_refs,
                                     retracting, reversing)
                 if grown is not None:
@@ -636,17 +636,15 @@ class Processor:
             child_id = next(iter(own.values())).child_id()
             assert child_id is not None
             size = len(facts)
-            if c is not None and c.evaluated == size and c.indexed is not None:
-                # the same set as last time: the same verdict
-                staged.children[key] = ChildFacts(
-                    child_id, part, own, refs, size, corrections or None, c.indexed
-                )
-                continue
-            indexed = index_timeline(child_id, list(facts.values()))
+            same = c is not None and c.evaluated == size  # the same set: the same verdict
+            indexed = c.indexed if c is not None and same else index_timeline(
+                child_id, list(facts.values())
+            )
             staged.children[key] = ChildFacts(
                 child_id, part, own, refs, size, corrections or None, indexed
             )
-            out[key] = (indexed.timeline, None)
+            if not same:
+                out[key] = (indexed.timeline, None)
         self._clock.lap("load_assemble")
         return out
 
@@ -673,11 +671,10 @@ class Processor:
     ) -> tuple[int, IndexedTimeline, frozenset[int]] | None:
         """A held child whose new facts are payments, cycle closes and standards that no
         correction reaches: (the size of its fact set, its timeline extended by them, the
-        months they touch),
-        so it is re-checked at the cost of what is new. None when it must be indexed
-        again (timeline.extended says when) or when what is new to it cannot be told
-        from what it had: a ref no longer held, a newly named person or region with facts."""
-        assert c.indexed is not None
+        months they touch), so it is re-checked at the cost of what is new. None when it
+        must be indexed again (timeline.extended says when) or when what is new to it
+        cannot be told from what it had: a ref no longer held, a newly named person or
+        region with facts."""
         held_refs = self.memory.refs
         added: list[ev.Envelope] = list(new_own.values()) if new_own else []
         for ref in refs:
