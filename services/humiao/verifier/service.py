@@ -56,10 +56,10 @@ class VerifierSettings(BaseSettings):
     #: Facts (envelopes) held across cached children at most, the bound that tracks
     #: memory (~1 KB each); least recently used children go first. 0 turns the set off.
     humiao_verifier_cached_facts: int = Field(default=2_000_000, ge=0)
-    #: Seconds between full garbage collections; the collector otherwise runs between
-    #: batches and what survives is frozen (collector.py). 0: CPython's automatic
-    #: collector, with raised thresholds.
-    humiao_verifier_gc_full_seconds: int = Field(default=600, ge=0)
+    #: Seconds between full garbage collections, each a pause of seconds (collector.py);
+    #: the collector otherwise runs between batches and what survives is frozen. 0:
+    #: CPython's automatic collector, with raised thresholds.
+    humiao_verifier_gc_full_seconds: int = Field(default=10_800, ge=0)
     #: Optional per-region policy file (TOML); unset: the built-in defaults.
     humiao_policy_file: str | None = None
 
