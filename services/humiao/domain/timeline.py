@@ -207,11 +207,16 @@ def timeline_for_months(
     """build_timeline, keeping only the disbursements and cycle closes whose period's
     month index is in `months` (all when None): every check about a period reads only
     that period's payments and closes, so the checks of those periods come out the same."""
+    return _indexed(child_id, _unique(facts), months)[0]
+
+
+def _unique(facts: Iterable[Envelope]) -> dict[str, Envelope]:
+    """One envelope per event id: `dedupe`, with a cheap path when no id repeats."""
     seq = facts if type(facts) is list or type(facts) is tuple else list(facts)
     unique = {env.event_id: env for env in seq}
     if len(unique) != len(seq):  # an id seen twice: choose independently of order
         unique = _dedupe(seq)[0]
-    return _indexed(child_id, unique, months)[0]
+    return unique
 
 
 def _indexed(
@@ -229,8 +234,8 @@ def _indexed(
 
 @dataclass(frozen=True, slots=True)
 class IndexedTimeline:
-    """A child's whole timeline and the little more `extended` needs to add new payments
-    and cycle closes to it without indexing the history again: a verifier re-checks a
+    """A child's whole timeline and the little more `extended` needs to add new payments,
+    cycle closes and standards to it without indexing the history again: a verifier re-checks a
     held child at the cost of what is new, not of its years of monthly payments."""
 
     timeline: Timeline
@@ -244,11 +249,7 @@ class IndexedTimeline:
 
 def index_timeline(child_id: str, facts: Iterable[Envelope]) -> IndexedTimeline:
     """build_timeline, kept with what `extended` needs."""
-    seq = facts if type(facts) is list or type(facts) is tuple else list(facts)
-    unique = {env.event_id: env for env in seq}
-    if len(unique) != len(seq):
-        unique = _dedupe(seq)[0]
-    tl, retractions, (reversed_ids, deaths, changes) = _indexed(child_id, unique, None)
+    tl, retractions, (reversed_ids, deaths, changes) = _indexed(child_id, _unique(facts), None)
     return IndexedTimeline(
         tl,
         frozenset(reversed_ids) if reversed_ids else _NOTHING,
