@@ -40,7 +40,14 @@ TRANSITIONS = prom.Counter(
     ["status"],
 )
 WHOLE_ID_READS = prom.Counter(
-    "humiao_desk_whole_id_reads_total", "Reads of whole ID numbers (each also audited)", ["method"]
+    "humiao_desk_whole_id_reads_total",
+    "Whole-ID reads and lookups by whole ID number (each also audited)",
+    ["method"],
+)
+WHOLE_ID_REFUSED = prom.Counter(
+    "humiao_desk_whole_id_refused_total",
+    "Whole-ID reads refused: the staff member reached the hourly limit",
+    ["method"],
 )
 
 
