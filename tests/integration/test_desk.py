@@ -5,22 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from desk_support import (
     REGION_A,
     REGION_B,
-    SECRET,
-    VerifierDriver,
-    credentials_json,
+    Desk,
+    auth,
+    bad_request_fields,
     died,
     enrolled,
     guardian,
@@ -28,96 +25,21 @@ from desk_support import (
     paid,
     person,
     reversed_,
+    running_desk,
     unenrolled_payments,
 )
-from humiao.adapters.db import create_pool
 from humiao.api.alerts.v1 import alerts_pb2
-from humiao.api.desk.v1 import desk_pb2, desk_pb2_grpc
-from humiao.desk.auth import StaffDirectory, parse_credentials
-from humiao.desk.service import AlertDeskServicer
-from humiao.desk.watch import ChangeFeed
+from humiao.api.desk.v1 import desk_pb2
+from humiao.desk.auth import parse_credentials
 from humiao.domain.identity import mask_id
 
 pytestmark = pytest.mark.integration
 
 
-def auth(token: str) -> tuple[tuple[str, str]]:
-    return (("authorization", f"Bearer {token}"),)
-
-
-@dataclass
-class Desk:
-    stub: desk_pb2_grpc.AlertDeskStub
-    pool: asyncpg.Pool
-    verifier: VerifierDriver
-    feed: ChangeFeed
-
-    async def call(self, method: str, request: Any, token: str) -> Any:
-        return await getattr(self.stub, method)(request, metadata=auth(token))
-
-    async def refused(self, method: str, request: Any, token: str) -> grpc.aio.AioRpcError:
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await self.call(method, request, token)
-        return info.value
-
-    async def all_pages(self, request: desk_pb2.ListAlertsRequest, token: str,
-                        between: Callable[[], Any] | None = None) -> list[desk_pb2.Alert]:
-        found: list[desk_pb2.Alert] = []
-        while True:
-            page = await self.call("ListAlerts", request, token)
-            found.extend(page.alerts)
-            if not page.next_page_token:
-                return found
-            if between is not None:
-                await between()
-            request = request_from(request, page.next_page_token)
-
-    async def ids_in_db(self, sql_where: str = "true", *args: Any) -> set[str]:
-        rows = await self.pool.fetch(f"SELECT alert_id FROM alerts WHERE {sql_where}", *args)
-        return {r["alert_id"] for r in rows}
-
-
-def request_from(previous: desk_pb2.ListAlertsRequest, token: str) -> desk_pb2.ListAlertsRequest:
-    nxt = desk_pb2.ListAlertsRequest()
-    nxt.CopyFrom(previous)
-    nxt.page_token = token
-    return nxt
-
-
 @pytest.fixture
 async def desk(database_url: str) -> AsyncIterator[Desk]:
-    pool = await create_pool(database_url)
-    feed = ChangeFeed(pool, poll_interval=0.05)
-    servicer = AlertDeskServicer(
-        pool, StaffDirectory(parse_credentials(credentials_json()), pool), feed,
-        pseudonym_key=SECRET, heartbeat_seconds=0.2,
-    )
-    server = grpc.aio.server()
-    desk_pb2_grpc.add_AlertDeskServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    stop = asyncio.Event()
-    feed_task = asyncio.create_task(feed.run(stop))
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield Desk(desk_pb2_grpc.AlertDeskStub(channel), pool, VerifierDriver(pool), feed)
-    finally:
-        stop.set()
-        await feed_task
-        await channel.close()
-        await server.stop(0)
-        await pool.close()
-
-
-def bad_request_fields(err: grpc.aio.AioRpcError) -> set[str]:
-    status = rpc_status.from_call(err)
-    assert status is not None
-    fields = set()
-    for detail in status.details:
-        br = error_details_pb2.BadRequest()
-        assert detail.Unpack(br)
-        fields |= {v.field for v in br.field_violations}
-    return fields
+    async with running_desk(database_url) as running:
+        yield running
 
 
 async def first_alert(desk: Desk, where: str, *args: Any) -> asyncpg.Record:

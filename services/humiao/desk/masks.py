@@ -5,7 +5,8 @@ field added later is covered without a change here.
 A person's ID sits in a field named after its role (child, parent, guardian, payee:
 PERSON_FIELDS, in events and in the desk's own messages). Any other string that holds
 an ID-shaped substring (an event id or a reason a source should not have sent) is
-treated the same way, so nothing whole slips out of a masked answer.
+treated the same way, so nothing whole slips out of a masked answer; and a birth date,
+eight of the digits the mask hides, keeps only its month.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from humiao.domain.identity import ids_inside, mask_id, mask_ids_inside
 
 #: Fields holding a person's ID number, in events_pb2 and desk_pb2 messages.
 PERSON_FIELDS = frozenset({"child_id", "person_id", "guardian_id", "payee_id"})
+#: Dates that are part of an ID number: a masked answer keeps their month only (which an
+#: age-out explanation gives away anyway), so the day stays among the unknowns.
+_BIRTH_DATES = frozenset({"birth_date"})
 
 
 def _messages(message: Message) -> Iterator[Message]:
@@ -62,5 +66,7 @@ def mask_all(message: Message) -> None:
             getattr(owner, fd.name)[:] = [mask_ids_inside(v) for v in values]
         elif fd.name in PERSON_FIELDS:
             setattr(owner, fd.name, mask_id(values[0]))
+        elif fd.name in _BIRTH_DATES:
+            setattr(owner, fd.name, values[0][:7] + "-**")
         else:
             setattr(owner, fd.name, mask_ids_inside(values[0]))
