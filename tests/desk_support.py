@@ -233,3 +233,13 @@ def bad_request_fields(err: grpc.aio.AioRpcError) -> set[str]:
         assert detail.Unpack(br)
         fields |= {v.field for v in br.field_violations}
     return fields
+
+
+async def next_change(stream: Any, timeout: float = 10.0) -> desk_pb2.WatchAlertsResponse:
+    """The next message carrying a change (heartbeats skipped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        msg = await asyncio.wait_for(stream.read(), timeout=max(0.01, deadline - time.monotonic()))
+        assert msg is not grpc.aio.EOF
+        if msg.HasField("change"):
+            return msg

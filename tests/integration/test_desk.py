@@ -22,6 +22,7 @@ from desk_support import (
     enrolled,
     guardian,
     key_of,
+    next_change,
     paid,
     person,
     reversed_,
@@ -137,16 +138,6 @@ async def test_pages_have_no_duplicates_or_gaps_while_alerts_are_added(
 
 
 # --- the live feed ----------------------------------------------------------------------
-
-
-async def next_change(stream: Any, timeout: float = 10.0) -> desk_pb2.WatchAlertsResponse:
-    """The next message carrying a change (heartbeats skipped)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        msg = await asyncio.wait_for(stream.read(), timeout=max(0.01, deadline - time.monotonic()))
-        assert msg is not grpc.aio.EOF
-        if msg.HasField("change"):
-            return msg
 
 
 async def caught_up(desk: Desk) -> None:
