@@ -353,8 +353,15 @@ async def test_every_desk_method_refuses_strangers_other_regions_and_low_roles(
     after = await fetch(stack.dsn, "SELECT alert_id, status, version FROM alerts"
                                    " WHERE alert_id = $1", target["alert_id"])
     assert (after[0]["status"], after[0]["version"]) == (target["status"], target["version"])
-    audit = await fetch(stack.dsn, "SELECT count(*) AS n FROM desk_audit WHERE actor LIKE '%B'")
-    assert audit[0]["n"] == 0, "a refused caller left an audited read"
+    # Region B's lookups by A's ID number are whole-ID reads: audited although nothing
+    # matched, naming only the number B sent; no read of B returned anything.
+    audit = await fetch(stack.dsn, "SELECT action, whole_ids, detail FROM desk_audit"
+                                   " WHERE actor LIKE '%B'")
+    assert audit and {r["action"] for r in audit} <= {"LOOKUP_CHILD_ID", "READ_CHILD_TIMELINE"}
+    for row in audit:
+        assert row["whole_ids"] == [child_a], row
+        assert " 0 alerts" in row["detail"] or "nothing found" in row["detail"] \
+            or row["detail"] == "WatchAlerts", row
     print("\ndesk access: " + json.dumps(codes))
 
 
