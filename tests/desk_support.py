@@ -26,6 +26,7 @@ from grpc_status import rpc_status
 
 from humiao.adapters.codec import envelope_to_proto
 from humiao.adapters.db import create_pool
+from humiao.api.alerts.v1 import alerts_pb2
 from humiao.api.desk.v1 import desk_pb2, desk_pb2_grpc
 from humiao.desk.auth import StaffDirectory, hash_token, parse_credentials
 from humiao.desk.service import AlertDeskServicer
@@ -243,3 +244,26 @@ async def next_change(stream: Any, timeout: float = 10.0) -> desk_pb2.WatchAlert
         assert msg is not grpc.aio.EOF
         if msg.HasField("change"):
             return msg
+
+
+def desk_requests(alert: Mapping[str, Any], child: str, *, assignee: str) -> dict[str, Any]:
+    """One valid request of every AlertDesk method about `alert` (its alert_id and the
+    version the caller read) and `child` (an ID number or a child key)."""
+    aid, version = alert["alert_id"], alert["version"]
+    return {
+        "ListAlerts": desk_pb2.ListAlertsRequest(),
+        "GetAlert": desk_pb2.GetAlertRequest(alert_id=aid),
+        "WatchAlerts": desk_pb2.WatchAlertsRequest(after_cursor=0),
+        "AcknowledgeAlert": desk_pb2.AcknowledgeAlertRequest(alert_id=aid,
+                                                             expected_version=version),
+        "AssignAlert": desk_pb2.AssignAlertRequest(alert_id=aid, expected_version=version,
+                                                   assignee=assignee, reason="yours"),
+        "AddNote": desk_pb2.AddNoteRequest(alert_id=aid, text="a look"),
+        "ResolveAlert": desk_pb2.ResolveAlertRequest(
+            alert_id=aid, expected_version=version, resolution=alerts_pb2.FALSE_POSITIVE,
+            note="checked"),
+        "ReopenAlert": desk_pb2.ReopenAlertRequest(alert_id=aid, expected_version=version,
+                                                   reason="new facts"),
+        "GetChildTimeline": desk_pb2.GetChildTimelineRequest(child=child),
+        "Summary": desk_pb2.SummaryRequest(),
+    }

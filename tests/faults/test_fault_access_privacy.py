@@ -46,8 +46,8 @@ from fault_support import (
 )
 from kafka import KafkaProducer
 
+from desk_support import desk_requests
 from humiao.adapters.codec import envelope_to_proto, proto_to_json
-from humiao.api.alerts.v1 import alerts_pb2
 from humiao.api.desk.v1 import desk_pb2, desk_pb2_grpc
 from humiao.api.events.v1 import events_pb2
 from humiao.api.ingest.v1 import ingest_pb2, ingest_pb2_grpc
@@ -242,26 +242,6 @@ DESK_ROLE = {  # the least role each write needs
 }
 
 
-def desk_requests(alert: dict[str, Any], child: str) -> dict[str, Any]:
-    aid, version = alert["alert_id"], alert["version"]
-    return {
-        "ListAlerts": desk_pb2.ListAlertsRequest(),
-        "GetAlert": desk_pb2.GetAlertRequest(alert_id=aid),
-        "WatchAlerts": desk_pb2.WatchAlertsRequest(after_cursor=0),
-        "AcknowledgeAlert": desk_pb2.AcknowledgeAlertRequest(alert_id=aid,
-                                                             expected_version=version),
-        "AssignAlert": desk_pb2.AssignAlertRequest(alert_id=aid, expected_version=version,
-                                                   assignee="Investigator A", reason="x"),
-        "AddNote": desk_pb2.AddNoteRequest(alert_id=aid, text="a look"),
-        "ResolveAlert": desk_pb2.ResolveAlertRequest(
-            alert_id=aid, expected_version=version, resolution=alerts_pb2.FALSE_POSITIVE, note="n"),
-        "ReopenAlert": desk_pb2.ReopenAlertRequest(alert_id=aid, expected_version=version,
-                                                   reason="r"),
-        "GetChildTimeline": desk_pb2.GetChildTimelineRequest(child=child),
-        "Summary": desk_pb2.SummaryRequest(),
-    }
-
-
 async def call(stub: desk_pb2_grpc.AlertDeskStub, method: str, request: Any,
                meta: Any) -> list[Any]:
     """A unary call's answer, or a stream's messages until the feed is idle (heartbeat)."""
@@ -285,7 +265,7 @@ async def test_every_desk_method_refuses_strangers_other_regions_and_low_roles(
     stack = city_stack
     target = next(a for a in stack.a_alerts if a["status"] == "OPEN")
     child_a = target["child_id"]
-    requests = desk_requests(target, child_a)
+    requests = desk_requests(target, child_a, assignee="Investigator A")
     assert set(requests) == set(desk_pb2.DESCRIPTOR.services_by_name["AlertDesk"].methods_by_name)
     codes: dict[str, dict[str, str]] = {m: {} for m in requests}
     async with grpc.aio.insecure_channel(stack.services["desk"].target) as channel:

@@ -19,6 +19,7 @@ from desk_support import (
     REGION_B,
     Desk,
     auth,
+    desk_requests,
     running_desk,
     unenrolled_payments,
 )
@@ -63,24 +64,10 @@ async def prepared(desk: Desk, method: str, alert_id: str, caller: str) -> Any:
         version = (await boss("ResolveAlert", desk_pb2.ResolveAlertRequest(
             alert_id=alert_id, expected_version=version, resolution=alerts_pb2.OTHER,
             note="closed for the test"))).version
-    return {
-        "ListAlerts": desk_pb2.ListAlertsRequest(),
-        "GetAlert": desk_pb2.GetAlertRequest(alert_id=alert_id),
-        "WatchAlerts": desk_pb2.WatchAlertsRequest(after_cursor=0),
-        "AcknowledgeAlert": desk_pb2.AcknowledgeAlertRequest(alert_id=alert_id,
-                                                             expected_version=version),
-        "AssignAlert": desk_pb2.AssignAlertRequest(alert_id=alert_id, expected_version=version,
-                                                   assignee=HOLDER, reason="yours"),
-        "AddNote": desk_pb2.AddNoteRequest(alert_id=alert_id, text="a look"),
-        "ResolveAlert": desk_pb2.ResolveAlertRequest(
-            alert_id=alert_id, expected_version=version, resolution=alerts_pb2.FALSE_POSITIVE,
-            note="checked"),
-        "ReopenAlert": desk_pb2.ReopenAlertRequest(alert_id=alert_id, expected_version=version,
-                                                   reason="new facts"),
-        "GetChildTimeline": desk_pb2.GetChildTimelineRequest(child=await desk.pool.fetchval(
-            "SELECT child_key FROM alerts WHERE alert_id = $1", alert_id)),
-        "Summary": desk_pb2.SummaryRequest(),
-    }[method]
+    child_key = await desk.pool.fetchval(
+        "SELECT child_key FROM alerts WHERE alert_id = $1", alert_id)
+    alert = {"alert_id": alert_id, "version": version}
+    return desk_requests(alert, child_key, assignee=HOLDER)[method]
 
 
 async def outcome(desk: Desk, method: str, request: Any, token: str) -> tuple[str, str]:

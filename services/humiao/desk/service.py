@@ -347,17 +347,18 @@ class AlertDeskServicer(desk_pb2_grpc.AlertDeskServicer):
             raise
         WHOLE_ID_READS.labels(method).inc()
 
+    @staticmethod
+    async def _audit(conn: asyncpg.Connection, staff: Staff, action: str, **row: Any) -> None:
+        """The audit row of a whole-ID read by `staff` (`row`: what queries.audit takes)."""
+        await queries.audit(
+            conn, actor=staff.name, role=staff.role.name.lower(), action=action, **row
+        )
+
     async def _audit_lookup(
         self, conn: asyncpg.Connection, staff: Staff, whole_id: str, key: str | None, detail: str
     ) -> None:
-        await queries.audit(
-            conn,
-            actor=staff.name,
-            role=staff.role.name.lower(),
-            action="LOOKUP_CHILD_ID",
-            child_key=key,
-            whole_ids=[whole_id],
-            detail=detail,
+        await self._audit(
+            conn, staff, "LOOKUP_CHILD_ID", child_key=key, whole_ids=[whole_id], detail=detail
         )
 
     # ---- reads -------------------------------------------------------------------
@@ -459,11 +460,10 @@ class AlertDeskServicer(desk_pb2_grpc.AlertDeskServicer):
             evidence.kind = _BODY_KIND.get(body or "", "")
             evidence.recorded_at.CopyFrom(evidence.event.recorded_at)
         if whole:
-            await queries.audit(
+            await self._audit(
                 conn,
-                actor=staff.name,
-                role=staff.role.name.lower(),
-                action="READ_ALERT_ID",
+                staff,
+                "READ_ALERT_ID",
                 alert_id=alert_id,
                 child_key=row["child_key"],
                 version=row["version"],
@@ -562,11 +562,10 @@ class AlertDeskServicer(desk_pb2_grpc.AlertDeskServicer):
             if response is not None and request.masked:
                 mask_all(response)
             named = whole_ids(response) if response is not None else set()
-            await queries.audit(
+            await self._audit(
                 conn,
-                actor=staff.name,
-                role=staff.role.name.lower(),
-                action="LOOKUP_CHILD_ID" if request.masked else "READ_CHILD_TIMELINE",
+                staff,
+                "LOOKUP_CHILD_ID" if request.masked else "READ_CHILD_TIMELINE",
                 child_key=key,
                 whole_ids=sorted(named | ({lookup} if lookup else set())),
                 detail="found" if response is not None else "nothing found in the caller's regions",
