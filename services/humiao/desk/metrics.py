@@ -44,11 +44,6 @@ WHOLE_ID_READS = prom.Counter(
     "Whole-ID reads and lookups by whole ID number (each also audited)",
     ["method"],
 )
-WHOLE_ID_REFUSED = prom.Counter(
-    "humiao_desk_whole_id_refused_total",
-    "Whole-ID reads refused: the staff member reached the hourly limit",
-    ["method"],
-)
 
 
 class OpenAlertsGauges:
