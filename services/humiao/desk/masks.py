@@ -55,6 +55,14 @@ def whole_ids(message: Message) -> set[str]:
     return found
 
 
+def _masked(name: str, value: str) -> str:
+    if name in PERSON_FIELDS:
+        return mask_id(value)
+    if name in _BIRTH_DATES:
+        return value[:7] + "-**"
+    return mask_ids_inside(value)
+
+
 def mask_all(message: Message) -> None:
     """Mask, in place, every ID number inside `message` (mask_id, the one mask); an
     alert that said its ID was whole says so no longer."""
@@ -62,11 +70,10 @@ def mask_all(message: Message) -> None:
         if "child_id_whole" in owner.DESCRIPTOR.fields_by_name:
             owner.child_id_whole = False  # type: ignore[attr-defined]
     for owner, fd, values in _strings(message):
+        masked = [_masked(fd.name, v) for v in values]
+        if masked == values:
+            continue
         if fd.is_repeated:
-            getattr(owner, fd.name)[:] = [mask_ids_inside(v) for v in values]
-        elif fd.name in PERSON_FIELDS:
-            setattr(owner, fd.name, mask_id(values[0]))
-        elif fd.name in _BIRTH_DATES:
-            setattr(owner, fd.name, values[0][:7] + "-**")
+            getattr(owner, fd.name)[:] = masked
         else:
-            setattr(owner, fd.name, mask_ids_inside(values[0]))
+            setattr(owner, fd.name, masked[0])

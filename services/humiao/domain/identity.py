@@ -68,19 +68,25 @@ _ID_INSIDE = re.compile(
 )
 
 
+def _folded(text: str) -> str:
+    # ASCII is its own NFKC form: most strings skip the normalisation.
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
 def holds_id_shape(text: str) -> bool:
     """True when free text (a note, a reason, a name) carries something shaped like an ID
     number: such text would put the number where masks and audits cannot follow it."""
-    return _ID_INSIDE.search(unicodedata.normalize("NFKC", text)) is not None
+    return _ID_INSIDE.search(_folded(text)) is not None
 
 
 def ids_inside(text: str) -> list[str]:
     """The ID-shaped substrings of `text` (NFKC-folded), in order."""
-    return _ID_INSIDE.findall(unicodedata.normalize("NFKC", text))
+    return _ID_INSIDE.findall(_folded(text))
 
 
 def mask_ids_inside(text: str) -> str:
     """`text` with every ID-shaped substring masked (unchanged when there is none)."""
-    if not holds_id_shape(text):
+    folded = _folded(text)
+    if _ID_INSIDE.search(folded) is None:
         return text
-    return _ID_INSIDE.sub(lambda m: mask_id(m.group()), unicodedata.normalize("NFKC", text))
+    return _ID_INSIDE.sub(lambda m: mask_id(m.group()), folded)
