@@ -160,8 +160,13 @@ async def notes(conn: asyncpg.Connection, alert_id: str) -> list[asyncpg.Record]
 
 
 async def audit_of_alert(conn: asyncpg.Connection, alert_id: str) -> list[asyncpg.Record]:
+    """The alert's audit trail as the desk shows it: never the ID numbers a read named."""
     return list(
-        await conn.fetch("SELECT * FROM desk_audit WHERE alert_id = $1 ORDER BY audit_id", alert_id)
+        await conn.fetch(
+            "SELECT audit_id, at, actor, role, action, alert_id, child_key, version, detail"
+            " FROM desk_audit WHERE alert_id = $1 ORDER BY audit_id",
+            alert_id,
+        )
     )
 
 
