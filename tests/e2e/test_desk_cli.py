@@ -186,6 +186,8 @@ async def test_work_an_alert_from_the_command_line(desk: Running) -> None:
     for text in ("版本记录", "审计记录", "READ_ALERT_ID", "repaid in full", "disbursement",
                  "personDied", "bank statement requested"):
         assert text in shown, text
+    masked = desk.run("alerts", "show", aid, "--masked", token="tok-viewer-a").stdout
+    assert desk.child not in masked and mask_id(desk.child) in masked  # not audited
     as_json = json.loads(desk.run("alerts", "show", aid, "--json").stdout)
     assert [v["status"] for v in as_json["versions"]] == [
         "OPEN", "ACKNOWLEDGED", "RESOLVED", "REOPENED", "ACKNOWLEDGED"]
@@ -200,6 +202,8 @@ async def test_timeline_summary_watch_and_clear_errors(desk: Running) -> None:
     assert "核验无误" in timeline and "有告警" in timeline and "死亡后发放" in timeline
     body = [line for line in timeline.splitlines()[3:] if line.strip()]
     assert [line.split()[0] for line in body] == sorted(line.split()[0] for line in body)
+    masked = desk.run("child", "timeline", desk.child, "--masked").stdout
+    assert desk.child not in masked and mask_id(desk.child) in masked
     hidden = desk.run("child", "timeline", desk.child, token="tok-chen", ok=False)
     assert "not found" in hidden.stderr and desk.child not in hidden.stderr
 

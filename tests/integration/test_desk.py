@@ -5,119 +5,42 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
 from desk_support import (
     REGION_A,
     REGION_B,
-    SECRET,
-    VerifierDriver,
-    credentials_json,
+    Desk,
+    auth,
+    bad_request_fields,
     died,
     enrolled,
     guardian,
     key_of,
+    next_change,
     paid,
     person,
     reversed_,
+    running_desk,
     unenrolled_payments,
 )
-from humiao.adapters.db import create_pool
 from humiao.api.alerts.v1 import alerts_pb2
-from humiao.api.desk.v1 import desk_pb2, desk_pb2_grpc
-from humiao.desk.auth import StaffDirectory, parse_credentials
-from humiao.desk.service import AlertDeskServicer
-from humiao.desk.watch import ChangeFeed
+from humiao.api.desk.v1 import desk_pb2
+from humiao.desk.auth import parse_credentials
 from humiao.domain.identity import mask_id
 
 pytestmark = pytest.mark.integration
 
 
-def auth(token: str) -> tuple[tuple[str, str]]:
-    return (("authorization", f"Bearer {token}"),)
-
-
-@dataclass
-class Desk:
-    stub: desk_pb2_grpc.AlertDeskStub
-    pool: asyncpg.Pool
-    verifier: VerifierDriver
-    feed: ChangeFeed
-
-    async def call(self, method: str, request: Any, token: str) -> Any:
-        return await getattr(self.stub, method)(request, metadata=auth(token))
-
-    async def refused(self, method: str, request: Any, token: str) -> grpc.aio.AioRpcError:
-        with pytest.raises(grpc.aio.AioRpcError) as info:
-            await self.call(method, request, token)
-        return info.value
-
-    async def all_pages(self, request: desk_pb2.ListAlertsRequest, token: str,
-                        between: Callable[[], Any] | None = None) -> list[desk_pb2.Alert]:
-        found: list[desk_pb2.Alert] = []
-        while True:
-            page = await self.call("ListAlerts", request, token)
-            found.extend(page.alerts)
-            if not page.next_page_token:
-                return found
-            if between is not None:
-                await between()
-            request = request_from(request, page.next_page_token)
-
-    async def ids_in_db(self, sql_where: str = "true", *args: Any) -> set[str]:
-        rows = await self.pool.fetch(f"SELECT alert_id FROM alerts WHERE {sql_where}", *args)
-        return {r["alert_id"] for r in rows}
-
-
-def request_from(previous: desk_pb2.ListAlertsRequest, token: str) -> desk_pb2.ListAlertsRequest:
-    nxt = desk_pb2.ListAlertsRequest()
-    nxt.CopyFrom(previous)
-    nxt.page_token = token
-    return nxt
-
-
 @pytest.fixture
 async def desk(database_url: str) -> AsyncIterator[Desk]:
-    pool = await create_pool(database_url)
-    feed = ChangeFeed(pool, poll_interval=0.05)
-    servicer = AlertDeskServicer(
-        pool, StaffDirectory(parse_credentials(credentials_json()), pool), feed,
-        pseudonym_key=SECRET, heartbeat_seconds=0.2,
-    )
-    server = grpc.aio.server()
-    desk_pb2_grpc.add_AlertDeskServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    stop = asyncio.Event()
-    feed_task = asyncio.create_task(feed.run(stop))
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield Desk(desk_pb2_grpc.AlertDeskStub(channel), pool, VerifierDriver(pool), feed)
-    finally:
-        stop.set()
-        await feed_task
-        await channel.close()
-        await server.stop(0)
-        await pool.close()
-
-
-def bad_request_fields(err: grpc.aio.AioRpcError) -> set[str]:
-    status = rpc_status.from_call(err)
-    assert status is not None
-    fields = set()
-    for detail in status.details:
-        br = error_details_pb2.BadRequest()
-        assert detail.Unpack(br)
-        fields |= {v.field for v in br.field_violations}
-    return fields
+    async with running_desk(database_url) as running:
+        yield running
 
 
 async def first_alert(desk: Desk, where: str, *args: Any) -> asyncpg.Record:
@@ -217,16 +140,6 @@ async def test_pages_have_no_duplicates_or_gaps_while_alerts_are_added(
 # --- the live feed ----------------------------------------------------------------------
 
 
-async def next_change(stream: Any, timeout: float = 10.0) -> desk_pb2.WatchAlertsResponse:
-    """The next message carrying a change (heartbeats skipped)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        msg = await asyncio.wait_for(stream.read(), timeout=max(0.01, deadline - time.monotonic()))
-        assert msg is not grpc.aio.EOF
-        if msg.HasField("change"):
-            return msg
-
-
 async def caught_up(desk: Desk) -> None:
     """Wait until the feed has passed every committed version (a watcher that starts
     without a cursor starts at the feed's horizon)."""
@@ -246,7 +159,7 @@ async def test_watch_live_then_resume_from_cursor(desk: Desk) -> None:
     live = await next_change(stream)
     assert live.change.version.region == REGION_A
     assert live.change.version.status == alerts_pb2.OPEN
-    assert live.change.child_id.count("*") == 8
+    assert live.change.child_id.count("*") == 11
     cursor = live.cursor
     stream.cancel()
 
@@ -518,7 +431,12 @@ async def test_region_a_staff_get_nothing_of_region_b(desk: Desk) -> None:
     got.append(await next_change(stream))
     stream.cancel()
     assert {m.change.version.region for m in got} == {REGION_B}
-    assert await desk.pool.fetchval("SELECT count(*) FROM desk_audit WHERE actor = 'Chen'") == 0
+    # Chen's two lookups by A's ID number are audited although nothing matched; no read.
+    rows = await desk.pool.fetch("SELECT action, whole_ids, detail FROM desk_audit"
+                                 " WHERE actor = 'Chen' ORDER BY audit_id")
+    assert [(r["action"], r["whole_ids"]) for r in rows] == [
+        ("LOOKUP_CHILD_ID", [child_a]), ("READ_CHILD_TIMELINE", [child_a])]
+    assert "0 alerts" in rows[0]["detail"] and "nothing found" in rows[1]["detail"]
 
 
 async def test_masked_in_lists_whole_in_reads_and_every_read_audited(desk: Desk) -> None:
@@ -526,7 +444,7 @@ async def test_masked_in_lists_whole_in_reads_and_every_read_audited(desk: Desk)
     listed = await desk.call("ListAlerts", desk_pb2.ListAlertsRequest(), "tok-viewer-a")
     assert listed.alerts and all(a.child_id == mask_id(child) for a in listed.alerts)
     assert child.encode() not in listed.SerializeToString()
-    assert mask_id(child) == child[:6] + "********" + child[-4:]
+    assert mask_id(child) == child[:6] + "*" * 11 + child[-1:]
 
     death = await first_alert(desk, "code = 'PAID_AFTER_DEATH'")
     full = await desk.call("GetAlert", desk_pb2.GetAlertRequest(alert_id=death["alert_id"]),

@@ -65,9 +65,10 @@ def shuffled(items: Sequence[ev.Envelope], seed: int) -> list[ev.Envelope]:
 
 
 def expected_drafts(
-    envelopes: Iterable[ev.Envelope], child_ids: Iterable[str], policies: PolicyBook | None = None
+    envelopes: Iterable[ev.Envelope], child_ids: Iterable[str], policies: PolicyBook | None = None,
+    key: bytes = SECRET,
 ) -> dict[str, AlertDraft]:
-    """What the domain core concludes from the whole set, by alert id."""
+    """What the domain core concludes from the whole set, by alert id (keyed by `key`)."""
     policies = policies or PolicyBook.default()
     facts = list(envelopes)
     own: dict[str, list[ev.Envelope]] = defaultdict(list)
@@ -81,7 +82,7 @@ def expected_drafts(
     out: dict[str, AlertDraft] = {}
     for cid in child_ids:
         for d in evaluate_child(cid, own[cid] + shared, policies):
-            out[d.alert_id] = d
+            out[d.id_under(key)] = d
     return out
 
 

@@ -177,8 +177,8 @@ def test_scoring_counts_missed_spurious_and_withdrawn() -> None:
     gone = ExpectedAlert(AlertCode.DUPLICATE_PAYMENT, "c3", p, "")
 
     def row(a: ExpectedAlert, implied: bool, status: str, fen: int = 100) -> RaisedAlert:
-        return RaisedAlert(a.alert_id, a.code, a.child_id, a.period, a.subject, status,
-                           implied, fen)
+        return RaisedAlert(f"A-{a.code.name}-{a.child_id}", a.code, a.child_id, a.period,
+                           a.subject, status, implied, fen)
 
     wrong = ExpectedAlert(AlertCode.AMOUNT_MISMATCH, "c4", p, "d4")
     result = score(truth, [

@@ -12,6 +12,8 @@ from humiao.domain.policy import PolicyBook
 from humiao.domain.rules import evaluate_child
 from humiao.domain.values import Period, Program
 
+KEY = b"lifecycle-test-key"
+
 S = AlertStatus
 
 
@@ -34,7 +36,7 @@ def draft(
 
 def stored(a: AlertDraft, status: AlertStatus, implied: bool, version: int) -> StoredAlert:
     return StoredAlert(
-        a.alert_id,
+        a.id_under(KEY),
         status,
         implied,
         version,
@@ -46,20 +48,20 @@ def stored(a: AlertDraft, status: AlertStatus, implied: bool, version: int) -> S
 
 def test_new_draft_opens_version_one() -> None:
     a = draft()
-    assert reconcile({}, [a]) == [AlertChange(a.alert_id, a, S.OPEN, True, 1, "raised")]
+    assert reconcile({}, [a], KEY) == [AlertChange(a.id_under(KEY), a, S.OPEN, True, 1, "raised")]
 
 
 def test_unchanged_gives_nothing() -> None:
     a = draft()
     for status in (S.OPEN, S.ACKNOWLEDGED, S.REOPENED, S.RESOLVED):
-        assert reconcile({a.alert_id: stored(a, status, True, 3)}, [a]) == []
-    assert reconcile({a.alert_id: stored(a, S.WITHDRAWN, False, 2)}, []) == []
+        assert reconcile({a.id_under(KEY): stored(a, status, True, 3)}, [a], KEY) == []
+    assert reconcile({a.id_under(KEY): stored(a, S.WITHDRAWN, False, 2)}, [], KEY) == []
 
 
 def test_basis_gone_withdraws_but_keeps_resolution() -> None:
     a = draft()
     for status in (S.OPEN, S.ACKNOWLEDGED, S.REOPENED):
-        (ch,) = reconcile({a.alert_id: stored(a, status, True, 2)}, [])
+        (ch,) = reconcile({a.id_under(KEY): stored(a, status, True, 2)}, [], KEY)
         assert (ch.status, ch.implied, ch.version, ch.draft, ch.reason) == (
             S.WITHDRAWN,
             False,
@@ -67,17 +69,17 @@ def test_basis_gone_withdraws_but_keeps_resolution() -> None:
             None,
             "basis gone",
         )
-    (ch,) = reconcile({a.alert_id: stored(a, S.RESOLVED, True, 4)}, [])
+    (ch,) = reconcile({a.id_under(KEY): stored(a, S.RESOLVED, True, 4)}, [], KEY)
     assert (ch.status, ch.implied, ch.version) == (S.RESOLVED, False, 5)
     assert "resolution kept" in ch.reason
 
 
 def test_basis_returns_reopens() -> None:
     a = draft()
-    (ch,) = reconcile({a.alert_id: stored(a, S.WITHDRAWN, False, 2)}, [a])
+    (ch,) = reconcile({a.id_under(KEY): stored(a, S.WITHDRAWN, False, 2)}, [a], KEY)
     assert (ch.status, ch.implied, ch.version, ch.draft) == (S.REOPENED, True, 3, a)
     assert ch.reason == "basis returned"
-    (ch,) = reconcile({a.alert_id: stored(a, S.RESOLVED, False, 5)}, [a])
+    (ch,) = reconcile({a.id_under(KEY): stored(a, S.RESOLVED, False, 5)}, [a], KEY)
     assert (ch.status, ch.implied, ch.version) == (S.RESOLVED, True, 6)
 
 
@@ -85,29 +87,29 @@ def test_changed_content_new_version_same_status() -> None:
     a = draft()
     old = stored(a, S.ACKNOWLEDGED, True, 2)
     b = draft(evidence=("e1", "e2"))
-    (ch,) = reconcile({a.alert_id: old}, [b])
+    (ch,) = reconcile({a.id_under(KEY): old}, [b], KEY)
     assert (ch.status, ch.version, ch.reason, ch.draft) == (
         S.ACKNOWLEDGED,
         3,
         "evidence changed",
         b,
     )
-    (ch,) = reconcile({a.alert_id: old}, [draft(amount=1)])
+    (ch,) = reconcile({a.id_under(KEY): old}, [draft(amount=1)], KEY)
     assert ch.reason == "amount changed"
-    (ch,) = reconcile({a.alert_id: old}, [dataclasses.replace(a, explanation_en="new")])
+    (ch,) = reconcile({a.id_under(KEY): old}, [dataclasses.replace(a, explanation_en="new")], KEY)
     assert ch.reason == "explanation changed"
 
 
 def test_changes_sorted_and_applied() -> None:
     drafts = [draft(f"2024-0{m}") for m in range(1, 6)]
-    changes = reconcile({}, drafts)
-    assert [c.alert_id for c in changes] == sorted(d.alert_id for d in drafts)
+    changes = reconcile({}, drafts, KEY)
+    assert [c.alert_id for c in changes] == sorted(d.id_under(KEY) for d in drafts)
     after = stored_after({}, changes)
     assert all(s.implied and s.status is S.OPEN and s.version == 1 for s in after.values())
-    gone = reconcile(after, drafts[:2])
+    gone = reconcile(after, drafts[:2], KEY)
     assert len(gone) == 3 and all(c.status is S.WITHDRAWN for c in gone)
     after = stored_after(after, gone)
-    withdrawn = after[drafts[4].alert_id]
+    withdrawn = after[drafts[4].id_under(KEY)]
     assert withdrawn.evidence_event_ids == drafts[4].evidence_event_ids  # content kept
 
 
@@ -119,7 +121,7 @@ def test_reversal_withdraws_and_retraction_of_reversal_reopens() -> None:
     state: dict[str, StoredAlert] = {}
     history: list[tuple[str, AlertStatus, int]] = []
     for batch in (facts, [*facts, rev], [*facts, rev, retract(rev)]):
-        changes = reconcile(state, evaluate_child(CHILD, batch, book))
+        changes = reconcile(state, evaluate_child(CHILD, batch, book), KEY)
         history += [(c.reason, c.status, c.version) for c in changes]
         state = stored_after(state, changes)
     assert history == [

@@ -50,6 +50,7 @@ BIRTHS = {
     person(103, dt.date(2012, 2, 29)): dt.date(2012, 2, 29),
 }
 CHILDREN = list(BIRTHS)
+KEY = b"order-test-key"
 PARENTS = [person(200 + i) for i in range(4)]
 GUARDIANS = [person(300 + i) for i in range(3)] + [INSTITUTION]
 REGIONS = ["110105", "110108"]
@@ -239,8 +240,8 @@ def test_any_order_and_duplication_gives_the_same_alerts(
         expected = evaluate_child(child, base, BOOK)
         assert evaluate_child(child, shuffled, BOOK) == expected
         assert evaluate_child(child, list(reversed(shuffled)), BOOK) == expected
-        assert [a.alert_id for a in expected] == sorted(a.alert_id for a in expected)
-        assert len({a.alert_id for a in expected}) == len(expected)
+        assert [a.identity for a in expected] == sorted(a.identity for a in expected)
+        assert len({a.id_under(KEY) for a in expected}) == len(expected)
         # the fast path (payable window) agrees with the full list of causes
         ev = _Evaluator(build_timeline(child, base), BOOK)
         for program in Program:
@@ -274,14 +275,14 @@ def test_incremental_reconcile_converges_to_one_evaluation(
     for child in CHILDREN:
         stored: dict[str, StoredAlert] = {}
         for i in range(1, len(order) + 1):
-            changes = reconcile(stored, evaluate_child(child, order[:i], BOOK))
+            changes = reconcile(stored, evaluate_child(child, order[:i], BOOK), KEY)
             for ch in changes:
                 old = stored.get(ch.alert_id)
                 assert ch.version == (old.version + 1 if old else 1)
             stored = stored_after(stored, changes)
         final = evaluate_child(child, canonical(facts), BOOK)
-        assert reconcile(stored, final) == []
+        assert reconcile(stored, final, KEY) == []
         assert implied(stored) == {
-            a.alert_id: (a.amount_at_risk_fen, a.evidence_event_ids, a.explanation_en)
+            a.id_under(KEY): (a.amount_at_risk_fen, a.evidence_event_ids, a.explanation_en)
             for a in final
         }

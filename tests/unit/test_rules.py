@@ -541,7 +541,7 @@ def test_over_supplied_facts_are_ignored() -> None:
     assert run(*facts) == []
 
 
-def test_output_sorted_by_alert_id_and_explanations_free_of_ids() -> None:
+def test_output_sorted_by_identity_and_explanations_free_of_ids() -> None:
     facts = [
         *base(),
         died(CHILD, "2024-01-05"),
@@ -552,7 +552,7 @@ def test_output_sorted_by_alert_id_and_explanations_free_of_ids() -> None:
     ]
     alerts = run(*facts)
     assert len(alerts) == 3
-    assert [a.alert_id for a in alerts] == sorted(a.alert_id for a in alerts)
+    assert [a.identity for a in alerts] == sorted(a.identity for a in alerts)
     for a in alerts:
         for text in (a.explanation_zh, a.explanation_en):
             for pid in (CHILD, GUARDIAN, GUARDIAN2, MOTHER, FATHER):
@@ -585,7 +585,7 @@ def test_corrected_enrollment_region_changes_evidence_and_region() -> None:
     facts = [guardian(), died(CHILD, "2024-01-05"), paid("2024-04")]
     before = run(enrolled(OD, region="110105"), *facts)
     after = run(enrolled(OD, region="110105"), enrolled(OD, region="110108"), *facts)
-    assert [a.alert_id for a in before] == [a.alert_id for a in after]
+    assert [a.id_under(b"k") for a in before] == [a.id_under(b"k") for a in after]
     assert (before[0].region, after[0].region) == ("110105", "110108")
     assert before[0].evidence_event_ids != after[0].evidence_event_ids
 

@@ -30,6 +30,6 @@ def test_citizen_id_check_digit() -> None:
 
 
 def test_mask_and_money() -> None:
-    assert mask_id("11010520100101123X") == "110105********123X"
+    assert mask_id("11010520100101123X") == "110105***********X"
     assert format_fen(123456) == "1,234.56"
     assert format_fen(-5) == "-0.05"

@@ -46,11 +46,12 @@ def enum_name(value: Any) -> str:
 
 
 def row_from_draft(
-    draft: AlertDraft, *, child_key: str, status: Any, implied: bool, version: int
+    draft: AlertDraft, *, alert_id: str, child_key: str, status: Any, implied: bool, version: int
 ) -> dict[str, Any]:
-    """The alerts-table row for a draft the facts imply (status and version from lifecycle)."""
+    """The alerts-table row for a draft the facts imply (id, status and version from
+    lifecycle: the id is keyed, so the caller holding the key derives it)."""
     return {
-        "alert_id": draft.alert_id,
+        "alert_id": alert_id,
         "code": draft.code.name,
         "child_key": child_key,
         "child_id": draft.child_id,

@@ -263,6 +263,8 @@ def yuan(fen: int) -> str:
     return format_fen(fen)
 
 
+#: Help of --masked (show, timeline): ID numbers masked, not a whole-ID read.
+MASKED_HELP = "every ID number masked: not a whole-ID read (not audited or counted)"
 _INT_KEYS = ("_fen", "cursor", "alerts", "total", "note_id", "audit_id", "seconds")
 
 
@@ -429,7 +431,8 @@ def cmd_show(args: argparse.Namespace, desk: Desk) -> int:
     from humiao.api.alerts.v1 import alerts_pb2
     from humiao.api.desk.v1 import desk_pb2
 
-    got = desk.call("GetAlert", desk_pb2.GetAlertRequest(alert_id=args.alert_id))
+    request = desk_pb2.GetAlertRequest(alert_id=args.alert_id, masked=args.masked)
+    got = desk.call("GetAlert", request)
     if args.json:
         print_json(to_json(got))
         return 0
@@ -622,7 +625,8 @@ def cmd_timeline(args: argparse.Namespace, desk: Desk) -> int:
     from humiao.api.alerts.v1 import alerts_pb2
     from humiao.api.desk.v1 import desk_pb2
 
-    got = desk.call("GetChildTimeline", desk_pb2.GetChildTimelineRequest(child=args.child))
+    request = desk_pb2.GetChildTimelineRequest(child=args.child, masked=args.masked)
+    got = desk.call("GetChildTimeline", request)
     if args.json:
         print_json(to_json(got))
         return 0
@@ -778,6 +782,7 @@ def register(sub: Any) -> None:
     p = verbs.add_parser("show", help="one alert whole: evidence, history, audit (audited)")
     _common(p)
     p.add_argument("alert_id")
+    p.add_argument("--masked", action="store_true", help=MASKED_HELP)
     p.set_defaults(func=cmd_show)
 
     p = verbs.add_parser("watch", help="follow new and changed alerts live")
@@ -833,6 +838,7 @@ def register(sub: Any) -> None:
     p = child_verbs.add_parser("timeline", help="every fact in valid-time order (audited)")
     _common(p)
     p.add_argument("child", metavar="ID_OR_KEY")
+    p.add_argument("--masked", action="store_true", help=MASKED_HELP)
     p.set_defaults(func=cmd_timeline)
 
     p = sub.add_parser("summary", help="totals per region, code and status")

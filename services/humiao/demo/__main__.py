@@ -214,7 +214,7 @@ def _explain_failures(result: Score) -> None:
     for title, items in (("missed", result.missed), ("spurious", result.spurious)):
         for alert in sorted(items)[:10]:
             say(f"  {title}: {alert.code.name} child {alert.child_id} {alert.period} "
-                f"{alert.subject or '-'} (alert {alert.alert_id})")
+                f"{alert.subject or '-'}")
 
 
 def _write_results(args: argparse.Namespace, city: City, result: Score, first_ok: bool,

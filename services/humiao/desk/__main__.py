@@ -20,7 +20,7 @@ from humiao.api.desk.v1 import desk_pb2_grpc
 from humiao.config import DatabaseSettings, PrivacySettings, ServiceSettings
 from humiao.desk.auth import StaffDirectory, parse_credentials
 from humiao.desk.metrics import refresh_loop
-from humiao.desk.service import SERVICE_NAME, AlertDeskServicer
+from humiao.desk.service import SERVICE_NAME, WHOLE_ID_READS_PER_HOUR, AlertDeskServicer
 from humiao.desk.watch import ChangeFeed
 from humiao.runtime import Registration, run_grpc_service, setup_logging
 
@@ -39,6 +39,12 @@ class DeskSettings(BaseSettings):
     humiao_desk_heartbeat_seconds: float = Field(default=15.0, gt=0)
     #: How often the open-alerts gauge is recomputed (one query).
     humiao_desk_gauge_seconds: float = Field(default=30.0, gt=0)
+    #: Whole-ID reads (GetAlert, GetChildTimeline, lookups by ID number) one staff member
+    #: may make in any hour; past it, RESOURCE_EXHAUSTED (docs/privacy.md says why 30).
+    humiao_desk_whole_id_reads_per_hour: int = Field(default=WHOLE_ID_READS_PER_HOUR, ge=1)
+    #: A watcher's token and regions are checked again at most this often: a deactivated
+    #: member's stream ends before it delivers anything later than that.
+    humiao_desk_watch_recheck_seconds: float = Field(default=1.0, ge=0, le=60)
 
 
 async def database_dsn(settings: DatabaseSettings) -> str:
@@ -67,6 +73,8 @@ async def serve() -> None:
         feed,
         pseudonym_key=PrivacySettings().secret,
         heartbeat_seconds=desk.humiao_desk_heartbeat_seconds,
+        whole_id_reads_per_hour=desk.humiao_desk_whole_id_reads_per_hour,
+        watch_recheck_seconds=desk.humiao_desk_watch_recheck_seconds,
     )
     log.info("staff credentials from config: %d", len(static))
 

@@ -30,6 +30,10 @@ class FailedPrecondition(DeskError):
     pass
 
 
+class ResourceExhausted(DeskError):
+    """Past a per-staff limit (whole-ID reads per hour)."""
+
+
 class Aborted(DeskError):
     """The alert changed since the caller read it (optimistic version check lost)."""
 

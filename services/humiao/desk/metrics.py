@@ -40,7 +40,9 @@ TRANSITIONS = prom.Counter(
     ["status"],
 )
 WHOLE_ID_READS = prom.Counter(
-    "humiao_desk_whole_id_reads_total", "Reads of whole ID numbers (each also audited)", ["method"]
+    "humiao_desk_whole_id_reads_total",
+    "Whole-ID reads and lookups by whole ID number (each also audited)",
+    ["method"],
 )
 
 

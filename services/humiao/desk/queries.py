@@ -8,7 +8,8 @@ the audit entry, all in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ import asyncpg
 
 from humiao.adapters.alerts_codec import alert_version_from_row
 from humiao.desk import lifecycle
-from humiao.desk.errors import Aborted, NotFound
+from humiao.desk.errors import Aborted, NotFound, ResourceExhausted
 from humiao.domain.alerts import AlertStatus
 
 ALERT_COLUMNS = (
@@ -28,6 +29,10 @@ ALERT_COLUMNS = (
 SORT_COLUMNS = {"raised_at": "raised_at", "amount": "amount_at_risk_fen", "period": "period"}
 #: Statuses counted as work still to do (the open-alerts gauge).
 OPEN_STATUSES = ("OPEN", "ACKNOWLEDGED", "REOPENED")
+#: Audit actions that are whole-ID reads: each counts against the caller's hourly limit.
+#: READ_*: whole ID numbers returned; LOOKUP_CHILD_ID: a search by a whole ID number
+#: (a filter, a masked timeline), whose answer confirms or denies the number.
+WHOLE_ID_ACTIONS = ("READ_ALERT_ID", "READ_CHILD_TIMELINE", "LOOKUP_CHILD_ID")
 
 
 @dataclass(frozen=True)
@@ -155,8 +160,13 @@ async def notes(conn: asyncpg.Connection, alert_id: str) -> list[asyncpg.Record]
 
 
 async def audit_of_alert(conn: asyncpg.Connection, alert_id: str) -> list[asyncpg.Record]:
+    """The alert's audit trail as the desk shows it: never the ID numbers a read named."""
     return list(
-        await conn.fetch("SELECT * FROM desk_audit WHERE alert_id = $1 ORDER BY audit_id", alert_id)
+        await conn.fetch(
+            "SELECT audit_id, at, actor, role, action, alert_id, child_key, version, detail"
+            " FROM desk_audit WHERE alert_id = $1 ORDER BY audit_id",
+            alert_id,
+        )
     )
 
 
@@ -170,10 +180,12 @@ async def audit(
     child_key: str | None = None,
     version: int | None = None,
     detail: str = "",
+    whole_ids: Sequence[str] = (),
 ) -> None:
+    """One audit row; `whole_ids` are the ID numbers a read returned or looked up."""
     await conn.execute(
-        "INSERT INTO desk_audit (actor, role, action, alert_id, child_key, version, detail)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO desk_audit (actor, role, action, alert_id, child_key, version, detail,"
+        " whole_ids) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         actor,
         role,
         action,
@@ -181,7 +193,32 @@ async def audit(
         child_key,
         version,
         detail,
+        sorted(set(whole_ids)),
     )
+
+
+@asynccontextmanager
+async def whole_id_read(
+    pool: asyncpg.Pool, actor: str, per_hour: int
+) -> AsyncIterator[asyncpg.Connection]:
+    """The transaction of one whole-ID read by `actor`, refused (ResourceExhausted) once
+    `actor` made `per_hour` of them in the last hour. The caller writes the read's audit
+    row inside it, so the row is committed before anything leaves the service; the
+    per-actor lock makes concurrent calls count one after the other."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 14))", actor)
+        used = await conn.fetchval(
+            "SELECT count(*) FROM desk_audit WHERE actor = $1 AND action = ANY($2)"
+            " AND at > now() - interval '1 hour'",
+            actor,
+            list(WHOLE_ID_ACTIONS),
+        )
+        if used >= per_hour:
+            raise ResourceExhausted(
+                f"whole-ID reads are limited to {per_hour} an hour per staff member;"
+                " try again later or use masked views"
+            )
+        yield conn
 
 
 async def add_note(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import hmac
 from dataclasses import dataclass
 
 from humiao.domain.values import Period, Program
@@ -57,7 +58,8 @@ class AlertDraft:
     disbursement id for checks about one payment, empty for DUPLICATE_PAYMENT and
     MISSED_PAYMENT (one alert per child and period). The alert id derives from
     (code, child, period, subject) only, so the same discrepancy keeps its id while
-    its evidence or amount changes.
+    its evidence or amount changes; it is keyed (see `alert_id`), so only code that
+    holds the key can compute it.
     """
 
     code: AlertCode
@@ -72,14 +74,23 @@ class AlertDraft:
     explanation_en: str
 
     @property
-    def alert_id(self) -> str:
-        return alert_id(self.code, self.child_id, self.period, self.subject)
+    def identity(self) -> tuple[Period, AlertCode, str]:
+        """What tells this discrepancy from the child's others (a key-free sort order)."""
+        return (self.period, self.code, self.subject)
+
+    def id_under(self, key: bytes) -> str:
+        """The alert id under `key` (the pseudonym key; see `alert_id`)."""
+        return alert_id(key, self.code, self.child_id, self.period, self.subject)
 
 
-def alert_id(code: AlertCode, child_id: str, period: Period, subject: str) -> str:
+def alert_id(key: bytes, code: AlertCode, child_id: str, period: Period, subject: str) -> str:
     """Deterministic, opaque alert id: the same discrepancy always gets the same id.
 
-    It is a hash, so it reveals no ID number (alert ids travel on Kafka and in logs).
+    Keyed (HMAC-SHA256 under the pseudonym key, domain-separated from child keys): an
+    unkeyed hash of (code, child ID, period, subject) let anyone holding a masked row
+    test candidate ID numbers offline until one gave the alert's id. Stable across
+    restarts and replays with the same key (downstream deduplicates on it); changing the
+    key changes every alert id, as it changes every child key.
     """
-    raw = f"{code.name}|{child_id}|{period}|{subject}".encode()
-    return "A" + hashlib.sha256(b"humiao-alert-v1|" + raw).hexdigest()[:24]
+    raw = f"humiao-alert-v2|{code.name}|{child_id}|{period}|{subject}".encode()
+    return "A" + hmac.new(key, raw, hashlib.sha256).hexdigest()[:24]

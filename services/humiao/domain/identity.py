@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import unicodedata
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK_CHARS = "10X98765432"
@@ -44,8 +45,48 @@ def pseudonym(secret: bytes, person_id: str) -> str:
     return hmac.new(secret, person_id.encode(), hashlib.sha256).hexdigest()[:32]
 
 
+#: Characters of an ID number a mask keeps: the region (known anyway: it is the alert's)
+#: and the check character. What stays hidden, birth date and sequence, leaves about
+#: 600,000 candidates (about 2,800 when an alert gives away the birth month), each
+#: testable only by an audited, rate-limited whole-ID read (docs/privacy.md).
+MASK_HEAD, MASK_TAIL = 6, 1
+
+
 def mask_id(value: str) -> str:
-    """Mask an ID for list views: region prefix and last four kept, e.g. 110105********123X."""
-    if len(value) <= 10:
+    """The one mask of ID numbers for every output short of a whole-ID read:
+    110105***********X (region and check character kept)."""
+    if len(value) <= MASK_HEAD + MASK_TAIL + 4:
         return "*" * len(value)
-    return value[:6] + "*" * (len(value) - 10) + value[-4:]
+    return value[:MASK_HEAD] + "*" * (len(value) - MASK_HEAD - MASK_TAIL) + value[-MASK_TAIL:]
+
+
+#: The shape of an ID number inside free text (no check digit required: a mistyped
+#: number is still somebody's), after NFKC folding so full-width digits match too.
+_ID_INSIDE = re.compile(
+    r"(?<!\d)[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}"
+    r"[\dXx](?!\d)"
+)
+
+
+def _folded(text: str) -> str:
+    # ASCII is its own NFKC form: most strings skip the normalisation.
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
+def holds_id_shape(text: str) -> bool:
+    """True when free text (a note, a reason, a name) carries something shaped like an ID
+    number: such text would put the number where masks and audits cannot follow it."""
+    return _ID_INSIDE.search(_folded(text)) is not None
+
+
+def ids_inside(text: str) -> list[str]:
+    """The ID-shaped substrings of `text` (NFKC-folded), in order."""
+    return _ID_INSIDE.findall(_folded(text))
+
+
+def mask_ids_inside(text: str) -> str:
+    """`text` with every ID-shaped substring masked (unchanged when there is none)."""
+    folded = _folded(text)
+    if _ID_INSIDE.search(folded) is None:
+        return text
+    return _ID_INSIDE.sub(lambda m: mask_id(m.group()), folded)

@@ -60,12 +60,15 @@ def _content_change(stored: StoredAlert, draft: AlertDraft) -> str | None:
     return None
 
 
-def reconcile(stored: Mapping[str, StoredAlert], drafts: Sequence[AlertDraft]) -> list[AlertChange]:
-    """The alert versions that bring `stored` in line with `drafts` (see module doc)."""
+def reconcile(
+    stored: Mapping[str, StoredAlert], drafts: Sequence[AlertDraft], key: bytes
+) -> list[AlertChange]:
+    """The alert versions that bring `stored` in line with `drafts` (see module doc);
+    `key` is the key the stored alert ids were derived under (the pseudonym key)."""
     changes: list[AlertChange] = []
     by_id: dict[str, AlertDraft] = {}
     for draft in drafts:
-        by_id[draft.alert_id] = draft
+        by_id[draft.id_under(key)] = draft
     for aid, draft in by_id.items():
         old = stored.get(aid)
         if old is None:

@@ -250,7 +250,7 @@ class _Plan(NamedTuple):
     any_death: bool
 
 
-_ALERT_ID = attrgetter("alert_id")
+_IDENTITY = attrgetter("identity")
 
 
 class _Evaluator:
@@ -544,7 +544,7 @@ class _Evaluator:
                 ):
                     paid_periods.add(month)
         if len(self.drafts) > 1:
-            self.drafts.sort(key=_ALERT_ID)
+            self.drafts.sort(key=_IDENTITY)
         return self.drafts
 
     def _plan(self, program: Program, plans: dict[Program, _Plan | None]) -> _Plan | None:
@@ -715,7 +715,8 @@ def evaluate_child(
     policies: PolicyBook,
     periods: Collection[Period] | None = None,
 ) -> list[AlertDraft]:
-    """The complete set of alerts the facts imply for one child, sorted by alert id.
+    """The complete set of alerts the facts imply for one child, sorted by identity
+    (period, code, subject).
 
     `facts` may hold more than concerns the child (other children, persons, regions,
     disbursements): what does not concern it is ignored. Depends only on the set of

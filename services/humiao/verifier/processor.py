@@ -451,10 +451,12 @@ class Processor:
                 mine = {a: r for a, r in mine.items() if r["period"] in texts}
             if not child_drafts and not mine:
                 continue
-            for change in reconcile({a: _stored_alert(r) for a, r in mine.items()}, child_drafts):
+            stored = {a: _stored_alert(r) for a, r in mine.items()}
+            for change in reconcile(stored, child_drafts, self.secret):
                 if change.draft is not None:
                     arow = row_from_draft(
                         change.draft,
+                        alert_id=change.alert_id,
                         child_key=key,
                         status=change.status,
                         implied=change.implied,

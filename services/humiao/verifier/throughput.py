@@ -58,8 +58,8 @@ def produce(settings: KafkaSettings, history: History, secret: bytes) -> int:
     return n
 
 
-def expected_alert_ids(history: History) -> set[str]:
-    """The alert ids the domain core concludes from the whole history."""
+def expected_alert_ids(history: History, secret: bytes) -> set[str]:
+    """The alert ids the domain core concludes from the whole history (keyed by `secret`)."""
     own: dict[str, list[ev.Envelope]] = {}
     shared: list[ev.Envelope] = []
     for env in history.envelopes:
@@ -70,7 +70,7 @@ def expected_alert_ids(history: History) -> set[str]:
             own.setdefault(cid, []).append(env)
     policies = PolicyBook.default()
     return {
-        d.alert_id
+        d.id_under(secret)
         for cid in history.child_ids
         for d in evaluate_child(cid, own.get(cid, []) + shared, policies)
     }
@@ -172,7 +172,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         raw_rate = records / raw_s
         check: dict[str, Any] = {}
         if args.check:
-            expected = expected_alert_ids(history)
+            expected = expected_alert_ids(history, secret)
             check = {"implied_alerts": len(result["implied"]), "expected_alerts": len(expected),
                      "match": result["implied"] == expected}
         rate = records / result["seconds"]
