@@ -1,0 +1,24 @@
+"""The notifier's settings (environment only; README "Configuration", docs/notifications.md)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_GROUP = "humiao-notifier"
+
+
+class NotifierSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    #: The routes file (TOML): receivers and routes. Required by the notifier.
+    humiao_notify_routes: str | None = None
+    #: Base URL of the staff console; links to alerts are added when set.
+    humiao_console_url: str | None = Field(default=None, max_length=500,
+                                           pattern=r"^https?://[^\s?#]+$")
+    #: Consumer group on the alerts topic (its offsets are stored in PostgreSQL).
+    humiao_notify_group: str = DEFAULT_GROUP
+    #: Time zone of each route's `digest_at`.
+    humiao_notify_timezone: str = "Asia/Shanghai"
+    #: Alert versions taken per transaction at most.
+    humiao_notify_batch_max: int = Field(default=5000, ge=1, le=100_000)
