@@ -166,7 +166,8 @@ def test_past_max_messages_the_rest_is_summarised_with_a_link() -> None:
                              console="https://console.example")
     assert len(messages) == 3
     last = messages[-1]
-    assert "另有" in last.markdown and "https://console.example/alerts?region=110105" in last.markdown
+    assert "另有" in last.markdown
+    assert "https://console.example/alerts?region=110105" in last.markdown
     assert len(last.markdown.encode()) <= 4096
     assert sum(len(m.lines) for m in messages) == 300  # every alert still accounted for
     # without a console there is no link, and no alert line either
