@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ class Emulator:
     answers: list[int] = field(default_factory=list)  # every code answered, in order
     scripted: list[int] = field(default_factory=list)
     blocked_until: dt.datetime | None = None
+    #: Seconds each answer takes (a slow receiver: a kill lands mid-request more often).
+    delay: float = 0.0
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -55,6 +58,7 @@ class Emulator:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                time.sleep(emulator.delay)
                 query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(self.path).query))
                 status, answer = emulator.answer(raw, dict(self.headers.items()), query)
                 data = json.dumps(answer).encode()

@@ -74,6 +74,7 @@ class NotifierService:
             bootstrap=self.kafka.bootstrap, topic=self.kafka.alerts_topic,
             group=s.humiao_notify_group, positions=positions,
             max_records=s.humiao_notify_batch_max,
+            session_timeout_ms=s.humiao_notify_session_timeout_ms,
         )
         await self.feed.start()
         log.info("notifier started receivers=%d routes=%d", len(senders), len(self.table.routes))

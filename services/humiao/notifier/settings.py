@@ -22,3 +22,5 @@ class NotifierSettings(BaseSettings):
     humiao_notify_timezone: str = "Asia/Shanghai"
     #: Alert versions taken per transaction at most.
     humiao_notify_batch_max: int = Field(default=5000, ge=1, le=100_000)
+    #: Consumer-group session timeout: how soon a dead member's partitions move.
+    humiao_notify_session_timeout_ms: int = Field(default=10_000, ge=1000, le=300_000)
