@@ -11,6 +11,9 @@ from humiao.adapters.notify.webhook import Webhook
 from humiao.notifier.routes import ReceiverConfig
 
 _ROBOTS = {"wecom": WeCom, "dingtalk": DingTalk, "feishu": Feishu}
+#: Markdown bytes one message of each kind may carry (what messages are split to).
+MAX_BYTES = {**{k: robot.max_bytes for k, robot in _ROBOTS.items()},
+             "webhook": Webhook.max_bytes, "email": Email.max_bytes}
 
 
 def _reveal(value: object) -> str | None:
