@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from kafka import KafkaProducer
 from notify_emulators import Emulator, Received
@@ -31,6 +32,7 @@ from notify_support import alert_id, ids_in, insert_alerts, version
 from humiao.adapters.db import create_pool
 from humiao.adapters.topics import ensure_topics
 from humiao.config import KafkaSettings
+from humiao.stack.supervisor import health
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 N = 260
@@ -171,8 +173,11 @@ async def test_sigkill_while_sending_then_restart_announces_each_version_once(
         await wait_until(lambda: len(hook_versions(hook.received, True)) >= N + WITHDRAWN, 90,
                          "every withdrawal announced", proc, log)
         await wait_until(ready.exists, 30, "ready file", proc, log)
-        assert json.loads(ready.read_text())["service"] == "notifier"
+        info = json.loads(ready.read_text())
+        assert info["service"] == "notifier"
         await asyncio.sleep(2.5)  # two group intervals: anything extra would show now
+        assert await asyncio.to_thread(health, info["grpc"]) == "SERVING"
+        metrics = httpx.get(info["metrics"], timeout=5).text
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -196,7 +201,10 @@ async def test_sigkill_while_sending_then_restart_announces_each_version_once(
     for a, v in expected:
         assert sum(a in t for t in text) >= 1, (a, v)
     assert len(wecom.received) <= len({t for t in text}) + 2
-    everything = "\n".join([log.read_text(), *text, *(json.dumps(r.body, ensure_ascii=False)
+    for name in ("sent_total", "failed_total", "retried_total", "rate_limited_total",
+                 "queued", "oldest_unsent_age_seconds"):
+        assert f'humiao_notifier_{name}{{receiver="city-hook"}}' in metrics
+    everything = "\n".join([log.read_text(), metrics, *text, *(json.dumps(r.body, ensure_ascii=False)
                                                        for r in hook.received)])
     assert ids_in(everything) == []
     await assert_state_settled(database_url)

@@ -57,6 +57,7 @@ class NotifierService:
         self.http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
         console = s.humiao_console_url or ""
         senders = build_senders(self.table.receivers, client=self.http, console=console)
+        self.metrics.know(sorted(senders))
         self.engine = Notifier(
             self.pool, self.table, self.clock, self.metrics, s.humiao_notify_group,
             self.kafka.alerts_topic, {n: snd.max_bytes for n, snd in senders.items()},

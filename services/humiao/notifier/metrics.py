@@ -39,6 +39,15 @@ class NotifierMetrics:
             "humiao_notifier_oldest_unsent_age_seconds",
             "Age of the oldest message not yet sent (0: none)", ["receiver"], registry=reg)
 
+    def know(self, receivers: list[str]) -> None:
+        """Export every receiver's series from the start (at 0), so rates and alert rules
+        see a receiver before its first failure."""
+        for name in receivers:
+            for family in (self.sent, self.failed, self.retried, self.rate_limited):
+                family.labels(name)
+            self.queued.labels(name)
+            self.oldest_unsent.labels(name)
+
     def backlog(
         self, now: dt.datetime, receivers: list[str],
         queued: dict[str, tuple[int, dt.datetime]],
