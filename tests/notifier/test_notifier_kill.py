@@ -204,8 +204,8 @@ async def test_sigkill_while_sending_then_restart_announces_each_version_once(
     for name in ("sent_total", "failed_total", "retried_total", "rate_limited_total",
                  "queued", "oldest_unsent_age_seconds"):
         assert f'humiao_notifier_{name}{{receiver="city-hook"}}' in metrics
-    everything = "\n".join([log.read_text(), metrics, *text, *(json.dumps(r.body, ensure_ascii=False)
-                                                       for r in hook.received)])
+    bodies = [json.dumps(r.body, ensure_ascii=False) for r in hook.received]
+    everything = "\n".join([log.read_text(), metrics, *text, *bodies])
     assert ids_in(everything) == []
     await assert_state_settled(database_url)
 
