@@ -92,14 +92,20 @@ def announced(emu: Emulator) -> Counter[str]:
     )
 
 
-async def test_a_burst_of_2000_keeps_wecoms_limit_and_announces_each_once(
-    pool: asyncpg.Pool, wecom: Emulator
-) -> None:
+async def started(pool: asyncpg.Pool, wecom: Emulator, alerts: int) -> FakeClock:
+    """A fake clock the WeCom emulator counts on, and `alerts` alerts in the table."""
     clock = FakeClock()
     wecom.now = clock.now
     wecom.start()
     async with pool.acquire() as conn:
-        await insert_alerts(conn, range(2000))
+        await insert_alerts(conn, range(alerts))
+    return clock
+
+
+async def test_a_burst_of_2000_keeps_wecoms_limit_and_announces_each_once(
+    pool: asyncpg.Pool, wecom: Emulator
+) -> None:
+    clock = await started(pool, wecom, 2000)
     part = Partition()
     async with httpx.AsyncClient(timeout=5) as client:
         rig = Rig(pool, routes(wecom.url), clock, client)
@@ -114,6 +120,7 @@ async def test_a_burst_of_2000_keeps_wecoms_limit_and_announces_each_once(
         await rig.drain()
         await rig.dispatcher.restore()  # a restart rebuilds the window from what was sent
     times = sorted(r.at for r in wecom.received)
+    print(f"burst: 2000 alerts -> {queued} messages over {times[-1] - times[0]} (fake clock)")
     for i, start in enumerate(times):
         assert sum(1 for t in times[i:] if t < start + dt.timedelta(minutes=1)) <= 20
     assert len(wecom.received) == queued
@@ -132,11 +139,7 @@ async def test_a_burst_of_2000_keeps_wecoms_limit_and_announces_each_once(
 async def test_withdrawn_within_group_wait_is_never_announced_but_after_it_is(
     pool: asyncpg.Pool, wecom: Emulator
 ) -> None:
-    clock = FakeClock()
-    wecom.now = clock.now
-    wecom.start()
-    async with pool.acquire() as conn:
-        await insert_alerts(conn, range(20))
+    clock = await started(pool, wecom, 20)
     part = Partition()
     async with httpx.AsyncClient(timeout=5) as client:
         rig = Rig(pool, routes(wecom.url, wait="30s", interval="5m"), clock, client)
@@ -188,11 +191,7 @@ async def test_bad_records_are_counted_and_skipped(pool: asyncpg.Pool, wecom: Em
 
 
 async def test_daily_digest_at_local_time(pool: asyncpg.Pool, wecom: Emulator) -> None:
-    clock = FakeClock()  # 2026-03-02 00:00 UTC = 08:00 in Shanghai
-    wecom.now = clock.now
-    wecom.start()
-    async with pool.acquire() as conn:
-        await insert_alerts(conn, range(5))
+    clock = await started(pool, wecom, 5)  # 2026-03-02 00:00 UTC = 08:00 in Shanghai
     async with httpx.AsyncClient(timeout=5) as client:
         table = routes(wecom.url, digest='digest_at = "08:30"')
         rig = Rig(pool, table, clock, client)

@@ -34,6 +34,7 @@ from humiao.notifier import store
 from humiao.notifier.clock import Clock
 from humiao.notifier.metrics import NotifierMetrics
 from humiao.notifier.routes import RoutingTable
+from humiao.verifier import store as offsets
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class Notifier:
         notes = latest_per_alert([n for n in decoded if n is not None])
         now = self.clock.now()
         async with self.pool.acquire() as conn, conn.transaction():
-            stored = await store.lock_offsets(conn, self.group, self.topic, list(batch.end))
+            stored = await offsets.lock_offsets(conn, self.group, self.topic, list(batch.end))
             if any(stored.get(p, -1) != batch.start.get(p, -1) for p in batch.end):
                 raise Fenced(sorted(batch.end))
             masks = await store.child_masks(conn, [n.alert_id for n in notes])
@@ -112,7 +113,7 @@ class Notifier:
             ]
             if items:
                 await store.queue_pending(conn, now, items)
-            await store.save_offsets(conn, self.group, self.topic, batch.end)
+            await offsets.save_offsets(conn, self.group, self.topic, batch.end)
         self.metrics.versions.inc(len(batch.records) - bad)
         return len(fresh)
 

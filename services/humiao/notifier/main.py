@@ -26,7 +26,8 @@ from humiao.notifier.metrics import NotifierMetrics
 from humiao.notifier.receivers import build_senders
 from humiao.notifier.routes import RoutingTable, load_routes
 from humiao.notifier.settings import NotifierSettings
-from humiao.runtime import run_grpc_service, setup_logging
+from humiao.runtime import run_grpc_service, setup_logging, start_when_reachable
+from humiao.verifier import store as offsets
 
 log = logging.getLogger("humiao.notifier")
 #: Seconds between refreshes of the backlog gauges (one grouped count).
@@ -68,7 +69,7 @@ class NotifierService:
 
         async def positions() -> dict[int, int]:
             async with pool.acquire() as conn:
-                return await store.stored_offsets(conn, s.humiao_notify_group,
+                return await offsets.stored_offsets(conn, s.humiao_notify_group,
                                                   self.kafka.alerts_topic)
 
         self.feed = AlertFeed(
@@ -145,16 +146,7 @@ async def serve() -> int:
     ensure_topics(kafka)
     service = NotifierService(kafka=kafka, dsn=db.database_url.get_secret_value(),
                               table=table, settings=settings)
-    delay = 0.5
-    while True:  # PostgreSQL may come up after us: wait for it rather than crash
-        try:
-            await service.start()
-            break
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-            log.warning("database unavailable at start (%s); retrying", type(exc).__name__)
-            await service.stop()
-            await asyncio.sleep(delay)
-            delay = min(10.0, delay * 2)
+    await start_when_reachable("notifier", service.start, service.stop)
     await run_grpc_service("notifier", svc, [], service.ready,
                            background=[service.pipeline, service.dispatch],
                            on_stop=service.stop)

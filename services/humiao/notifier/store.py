@@ -2,6 +2,9 @@
 transaction; times are passed in (the caller's clock), never read with now(), so tests
 can run the grouping and the rate limits on an injected clock.
 
+Consumer offsets are the verifier's table and functions (`consumer_offsets`, one row per
+group, topic and partition), imported from there rather than written twice.
+
 Lock order, the same in every transaction that takes both: group rows (sorted by key)
 before pending rows, so ingest and flush never deadlock.
 """
@@ -37,36 +40,6 @@ async def child_masks(conn: asyncpg.Connection, alert_ids: Sequence[str]) -> dic
         list(alert_ids),
     )
     return {r["alert_id"]: r["mask"] for r in rows}
-
-
-async def lock_offsets(
-    conn: asyncpg.Connection, group: str, topic: str, parts: Sequence[int]
-) -> dict[int, int]:
-    rows = await conn.fetch(
-        "SELECT part, next_offset FROM consumer_offsets WHERE consumer_group = $1"
-        " AND topic = $2 AND part = ANY($3::int[]) ORDER BY part FOR UPDATE",
-        group, topic, list(parts),
-    )
-    return {r["part"]: r["next_offset"] for r in rows}
-
-
-async def stored_offsets(conn: asyncpg.Connection, group: str, topic: str) -> dict[int, int]:
-    rows = await conn.fetch(
-        "SELECT part, next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2",
-        group, topic,
-    )
-    return {r["part"]: r["next_offset"] for r in rows}
-
-
-async def save_offsets(
-    conn: asyncpg.Connection, group: str, topic: str, offsets: dict[int, int]
-) -> None:
-    await conn.executemany(
-        "INSERT INTO consumer_offsets (consumer_group, topic, part, next_offset)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT (consumer_group, topic, part)"
-        " DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
-        [(group, topic, p, o) for p, o in sorted(offsets.items())],
-    )
 
 
 async def upsert_alerts(conn: asyncpg.Connection, notes: Sequence[Note]) -> set[str]:
