@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import asyncpg
 import httpx
@@ -26,6 +26,7 @@ from notify_support import (
     version,
 )
 
+from humiao.adapters.alert_feed import FeedRecord
 from humiao.adapters.db import create_pool
 from humiao.domain.identity import mask_id
 from humiao.notifier.dispatch import Dispatcher
@@ -185,9 +186,18 @@ async def test_bad_records_are_counted_and_skipped(pool: asyncpg.Pool, wecom: Em
     clock = FakeClock()
     async with httpx.AsyncClient(timeout=5) as client:
         rig = Rig(pool, routes(wecom.url), clock, client)
+        letters: list[tuple[int, str]] = []
+
+        async def dead_letter(bad: Sequence[tuple[FeedRecord, str]]) -> None:
+            letters.extend((r.offset, why) for r, why in bad)
+
+        rig.engine.dead_letter = dead_letter
         hostile = [b"\xff\x00garbage", version(1, region="1101059"), version(2, v=0), b""]
         assert await rig.engine.ingest(Partition().batch([*hostile, version(3)])) == 1
         assert rig.metrics.undecodable._value.get() == 4
+        assert letters == [(0, "undecodable: not an AlertVersion"), (1, "invalid: region"),
+                           (2, "invalid: version"),
+                           (3, "invalid: code, status, version, alert_id, region, period")]
 
 
 async def test_daily_digest_at_local_time(pool: asyncpg.Pool, wecom: Emulator) -> None:

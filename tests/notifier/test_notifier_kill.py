@@ -25,7 +25,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from notify_emulators import Emulator, Received
 from notify_support import alert_id, ids_in, insert_alerts, version
 
@@ -155,7 +155,8 @@ async def test_sigkill_while_sending_then_restart_announces_each_version_once(
     await pool.close()
     routes = routes_file(tmp_path / "routes.toml", hook, wecom)
     ready, log = tmp_path / "ready.json", tmp_path / "notifier.log"
-    produce(kafka_settings, [(alert_id(i), version(i)) for i in range(N)])
+    produce(kafka_settings, [("bad", b"\x0a\xffnot an alert version"),
+                             *((alert_id(i), version(i)) for i in range(N))])
     proc = start(kafka_settings, database_url, routes, ready, log)
     try:
         await wait_until(lambda: len(hook.received) >= 3, 60, "first messages", proc, log)
@@ -208,6 +209,22 @@ async def test_sigkill_while_sending_then_restart_announces_each_version_once(
     everything = "\n".join([log.read_text(), metrics, *text, *bodies])
     assert ids_in(everything) == []
     await assert_state_settled(database_url)
+    (letter,) = read_all(kafka_settings, kafka_settings.deadletter_topic)
+    headers = dict(letter.headers)
+    assert headers["reason"] == b"invalid" and headers["detail"].startswith(b"undecodable")
+    assert headers["origin-topic"] == kafka_settings.alerts_topic.encode()
+
+
+def read_all(settings: KafkaSettings, topic: str) -> list[Any]:
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
+                             consumer_timeout_ms=3000)
+    try:
+        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        return list(consumer)
+    finally:
+        consumer.close()
 
 
 async def assert_state_settled(dsn: str) -> None:

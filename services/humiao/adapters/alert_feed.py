@@ -21,10 +21,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
+from humiao.verifier.deadletter import deadletter_headers
+from humiao.verifier.processor import DeadLetter
+
 T = TypeVar("T")
+#: An alert version is a few KB; a dead letter keeps at most this much of a record.
+_MAX_LETTER = 1024 * 1024
 Positions = Callable[[], Awaitable[dict[int, int]]]
 
 
@@ -33,6 +38,8 @@ class FeedRecord:
     partition: int
     offset: int
     value: bytes
+    key: bytes | None = None
+    timestamp: int = 0  # milliseconds since the epoch, as the broker stamped it
 
 
 @dataclass(frozen=True)
@@ -59,9 +66,12 @@ class AlertFeed:
     def __init__(
         self, *, bootstrap: str, topic: str, group: str, positions: Positions,
         client_id: str = "humiao-notifier", max_records: int = 5000,
-        session_timeout_ms: int = 10_000,
+        session_timeout_ms: int = 10_000, deadletter_topic: str | None = None,
     ) -> None:
         self.topic = topic
+        self.bootstrap = bootstrap
+        self.deadletter_topic = deadletter_topic
+        self._producer: KafkaProducer | None = None
         self._config = dict(
             bootstrap_servers=bootstrap, group_id=group, client_id=client_id,
             enable_auto_commit=False, auto_offset_reset="earliest",
@@ -131,7 +141,7 @@ class AlertFeed:
         assert self._consumer is not None
         polled = self._consumer.poll(timeout_ms=timeout_ms)
         return [
-            FeedRecord(tp.partition, r.offset, r.value or b"")
+            FeedRecord(tp.partition, r.offset, r.value or b"", r.key, r.timestamp)
             for tp, records in polled.items() for r in records
         ]
 
@@ -163,11 +173,38 @@ class AlertFeed:
         with self._lock:
             self._unsought.update(parts)
 
+    async def dead_letter(self, letters: Sequence[tuple[FeedRecord, str]]) -> None:
+        """Put records that are not alert versions on the dead-letter topic, byte for byte,
+        with the reason and their origin (the verifier's headers); returns once the broker
+        has them all, so the offset may move past them. Raises if it does not."""
+        if not letters or self.deadletter_topic is None:
+            return
+        await self._run(lambda: self._produce(letters))
+
+    def _produce(self, letters: Sequence[tuple[FeedRecord, str]]) -> None:
+        if self._producer is None:
+            self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
+                                           client_id="humiao-notifier-deadletter")
+        futures = [
+            self._producer.send(
+                self.deadletter_topic, key=record.key, value=record.value[:_MAX_LETTER],
+                headers=deadletter_headers(
+                    DeadLetter(record, "invalid", detail), self.topic),
+            )
+            for record, detail in letters
+        ]
+        self._producer.flush()
+        for future in futures:
+            future.get(timeout=30)
+
     async def close(self) -> None:
         def close() -> None:
             if self._consumer is not None:
                 self._consumer.close()
                 self._consumer = None
+            if self._producer is not None:
+                self._producer.close(timeout=10)
+                self._producer = None
 
         try:
             await self._run(close)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
 import asyncpg
 from google.protobuf.message import DecodeError
 
-from humiao.adapters.alert_feed import FeedBatch
+from humiao.adapters.alert_feed import FeedBatch, FeedRecord
 from humiao.adapters.alerts_codec import alert_version_from_bytes
 from humiao.api.alerts.v1 import alerts_pb2
 from humiao.domain.labels import CODES_ZH, STATUS_ZH
@@ -49,21 +49,24 @@ class Fenced(Exception):
     """The stored offsets moved under us (another member took the partition)."""
 
 
-def decode_note(value: bytes) -> Note | None:
-    """An alert version as a Note, or None when it is not one we can trust (sizes and
-    shapes checked: the alerts topic is input like any other)."""
+def decode_note(value: bytes) -> Note | str:
+    """An alert version as a Note, or why it is not one we can trust (sizes and shapes
+    are checked: the alerts topic is input like any other)."""
     try:
         msg = alert_version_from_bytes(value)
         code = alerts_pb2.AlertCode.Name(msg.code)
         status = alerts_pb2.AlertStatus.Name(msg.status)
     except (DecodeError, ValueError):
-        return None
-    if (
-        code not in CODES_ZH or status not in STATUS_ZH or msg.version < 1
-        or not _ALERT_ID.match(msg.alert_id) or not _REGION.match(msg.region)
-        or not _PERIOD.match(msg.period) or not 0 <= msg.amount_at_risk_fen < 10**12
-    ):
-        return None
+        return "undecodable: not an AlertVersion"
+    problems = [
+        ("code", code in CODES_ZH), ("status", status in STATUS_ZH),
+        ("version", msg.version >= 1), ("alert_id", bool(_ALERT_ID.match(msg.alert_id))),
+        ("region", bool(_REGION.match(msg.region))), ("period", bool(_PERIOD.match(msg.period))),
+        ("amount_at_risk_fen", 0 <= msg.amount_at_risk_fen < 10**12),
+    ]
+    bad = [name for name, ok in problems if not ok]
+    if bad:
+        return "invalid: " + ", ".join(bad)
     changed = msg.changed_at.ToDatetime(tzinfo=dt.UTC) if msg.HasField("changed_at") else None
     return Note(msg.alert_id, msg.version, code, status, msg.region, msg.period,
                 msg.amount_at_risk_fen, "", changed or dt.datetime.fromtimestamp(0, dt.UTC))
@@ -75,6 +78,10 @@ def latest_per_alert(notes: Sequence[Note]) -> list[Note]:
         if note.alert_id not in latest or latest[note.alert_id].version < note.version:
             latest[note.alert_id] = note
     return list(latest.values())
+
+
+async def _nowhere(letters: Sequence[tuple[FeedRecord, str]]) -> None:
+    """No dead-letter topic (tests without Kafka): counted and logged only."""
 
 
 @dataclass
@@ -89,16 +96,19 @@ class Notifier:
     max_bytes: dict[str, int]
     console: str | None = None
     tz: dt.tzinfo = dt.UTC
+    #: Where records that are not alert versions go (the feed's dead-letter topic).
+    dead_letter: Callable[[Sequence[tuple[FeedRecord, str]]], Awaitable[None]] = _nowhere
 
     async def ingest(self, batch: FeedBatch) -> int:
         """Store a batch's versions in their groups and move the offsets, together.
         Returns how many versions were new. Raises Fenced if another member moved on."""
-        decoded = [decode_note(r.value) for r in batch.records]
-        bad = sum(1 for n in decoded if n is None)
-        if bad:
-            self.metrics.undecodable.inc(bad)
-            log.warning("skipped %d records that are not valid alert versions", bad)
-        notes = latest_per_alert([n for n in decoded if n is not None])
+        decoded = [(r, decode_note(r.value)) for r in batch.records]
+        letters = [(r, why) for r, why in decoded if isinstance(why, str)]
+        if letters:  # on the dead-letter topic before the offset moves past them
+            await self.dead_letter(letters)
+            self.metrics.undecodable.inc(len(letters))
+            log.warning("%d records are not valid alert versions: dead-lettered", len(letters))
+        notes = latest_per_alert([n for _, n in decoded if isinstance(n, Note)])
         now = self.clock.now()
         async with self.pool.acquire() as conn, conn.transaction():
             stored = await offsets.lock_offsets(conn, self.group, self.topic, list(batch.end))
@@ -114,7 +124,7 @@ class Notifier:
             if items:
                 await store.queue_pending(conn, now, items)
             await offsets.save_offsets(conn, self.group, self.topic, batch.end)
-        self.metrics.versions.inc(len(batch.records) - bad)
+        self.metrics.versions.inc(len(batch.records) - len(letters))
         return len(fresh)
 
     def route_of(self, receiver: str, region: str, code: str) -> Route:

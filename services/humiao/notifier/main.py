@@ -77,7 +77,9 @@ class NotifierService:
             group=s.humiao_notify_group, positions=positions,
             max_records=s.humiao_notify_batch_max,
             session_timeout_ms=s.humiao_notify_session_timeout_ms,
+            deadletter_topic=self.kafka.deadletter_topic,
         )
+        self.engine.dead_letter = self.feed.dead_letter
         await self.feed.start()
         log.info("notifier started receivers=%d routes=%d", len(senders), len(self.table.routes))
 

@@ -16,7 +16,7 @@ class NotifierMetrics:
             "Alert versions consumed from the alerts topic", registry=reg)
         self.undecodable = prom.Counter(
             "humiao_notifier_undecodable_total",
-            "Records on the alerts topic that are not a valid alert version (skipped)",
+            "Records on the alerts topic that are not a valid alert version (dead-lettered)",
             registry=reg)
         self.sent = prom.Counter(
             "humiao_notifier_sent_total", "Messages a receiver accepted", ["receiver"],
