@@ -175,3 +175,22 @@ async def test_email_over_smtp() -> None:
         assert (await down.send(group_message(), 9)).outcome is Outcome.FAILED
     finally:
         controller.stop()
+
+
+async def test_a_hostile_or_slow_receiver_is_a_counted_failure(emulators: list[Emulator]) -> None:
+    served = 0
+
+    def huge(request: httpx.Request) -> httpx.Response:
+        nonlocal served
+        served += 1
+        return httpx.Response(200, content=b"{" + b" " * (10 * 1024 * 1024))
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(huge)) as hostile:
+        result = await WeCom("w", "https://robot.invalid/send?key=K", client=hostile).send(
+            group_message(), 1)
+    assert (result.outcome, result.code, served) == (Outcome.FAILED, "bad-answer", 1)
+    slow = run(emulators, "wecom", delay=1.0)
+    async with httpx.AsyncClient() as client:
+        robot = WeCom("w", slow.url, client=client, timeout=0.2)
+        timed_out = await robot.send(group_message(), 2)
+    assert (timed_out.outcome, timed_out.code) == (Outcome.FAILED, "ReadTimeout")

@@ -34,10 +34,11 @@ def build_sender(
     url = _reveal(config.url) or ""
     if config.kind == "webhook":
         return Webhook(name, url, client=client, secret=_reveal(config.secret),
-                       per_minute=config.per_minute, console=console)
+                       per_minute=config.per_minute, console=console,
+                       timeout=config.timeout_seconds)
     robot = _ROBOTS[config.kind]
     return robot(name, url, client=client, secret=_reveal(config.secret),
-                 per_minute=config.per_minute)
+                 per_minute=config.per_minute, timeout=config.timeout_seconds)
 
 
 def build_senders(

@@ -5,6 +5,7 @@ only its status and error code are kept."""
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,34 +47,54 @@ class Sender(Protocol):
     async def send(self, message: Message, message_id: int) -> SendResult: ...
 
 
+#: What is read of an answer at most: an API answers a few dozen bytes; a hostile or broken
+#: receiver must not make us hold megabytes.
+MAX_ANSWER_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
 async def post_json(
-    client: httpx.AsyncClient, url: str, body: dict[str, Any] | bytes,
-    headers: dict[str, str] | None = None,
-) -> httpx.Response | SendResult:
-    """POST, or the failure as a result (a network error is a retryable failure)."""
+    client: httpx.AsyncClient, url: str, body: dict[str, Any] | bytes, *,
+    headers: dict[str, str] | None = None, timeout: float = 10.0,
+) -> Answer | SendResult:
+    """POST, reading at most MAX_ANSWER_BYTES of the answer; a network error or timeout
+    is a retryable failure."""
+    content = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
+    sent_headers = {"Content-Type": "application/json", **(headers or {})}
     try:
-        if isinstance(body, bytes):
-            return await client.post(url, content=body, headers=headers)
-        return await client.post(url, json=body, headers=headers)
+        async with client.stream("POST", url, content=content, headers=sent_headers,
+                                 timeout=timeout) as response:
+            data = b""
+            async for chunk in response.aiter_bytes():
+                data += chunk
+                if len(data) > MAX_ANSWER_BYTES:
+                    break
+            return Answer(response.status_code, dict(response.headers), data[:MAX_ANSWER_BYTES])
     except httpx.HTTPError as exc:
         return SendResult(Outcome.FAILED, type(exc).__name__)
 
 
-def read_code(response: httpx.Response, field: str) -> SendResult | int:
+def read_code(answer: Answer, field: str) -> SendResult | int:
     """The API's numeric error code from a JSON answer, or a result for a bad answer."""
-    if response.status_code == 429:
-        return SendResult(Outcome.SLOW_DOWN, "http-429", retry_after(response))
-    if response.status_code >= 300:
-        return SendResult(Outcome.FAILED, f"http-{response.status_code}")
+    if answer.status == 429:
+        return SendResult(Outcome.SLOW_DOWN, "http-429", retry_after(answer))
+    if answer.status >= 300:
+        return SendResult(Outcome.FAILED, f"http-{answer.status}")
     try:
-        data = response.json()
+        data = json.loads(answer.body)
         return int(data.get(field, -1)) if isinstance(data, dict) else -1
     except (ValueError, TypeError):
         return SendResult(Outcome.FAILED, "bad-answer")
 
 
-def retry_after(response: httpx.Response, default: float = 60.0) -> float:
+def retry_after(answer: Answer, default: float = 60.0) -> float:
     try:
-        return min(3600.0, max(1.0, float(response.headers.get("retry-after", default))))
+        return min(3600.0, max(1.0, float(answer.headers.get("retry-after", default))))
     except ValueError:
         return default

@@ -57,9 +57,11 @@ class Robot:
 
     def __init__(
         self, name: str, url: str, *, client: httpx.AsyncClient, secret: str | None = None,
-        per_minute: int | None = None, wall_clock: Callable[[], float] = time.time,
+        per_minute: int | None = None, timeout: float = 10.0,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
+        self._timeout = timeout
         self._url = url
         self._secret = secret
         self._client = client
@@ -74,7 +76,7 @@ class Robot:
 
     async def send(self, message: Message, message_id: int) -> SendResult:
         url, body = self.request(message)
-        answer = await post_json(self._client, url, body)
+        answer = await post_json(self._client, url, body, timeout=self._timeout)
         if isinstance(answer, SendResult):
             return answer
         code = read_code(answer, self.code_field)

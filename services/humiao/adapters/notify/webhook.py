@@ -76,10 +76,11 @@ class Webhook:
 
     def __init__(
         self, name: str, url: str, *, client: httpx.AsyncClient, secret: str | None = None,
-        per_minute: int | None = None, console: str = "",
+        per_minute: int | None = None, console: str = "", timeout: float = 10.0,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.name = name
+        self._timeout = timeout
         self._url = url
         self._secret = secret
         self._client = client
@@ -93,16 +94,17 @@ class Webhook:
         body = json.dumps(
             alertmanager_payload(self.name, message, self._console), ensure_ascii=False
         ).encode()
-        headers = {"Content-Type": "application/json", "X-Humiao-Message-Id": str(message_id)}
+        headers = {"X-Humiao-Message-Id": str(message_id)}
         if self._secret:
             ts = int(self._wall_clock())
             headers["X-Humiao-Timestamp"] = str(ts)
             headers["X-Humiao-Signature"] = webhook_signature(self._secret, ts, body)
-        answer = await post_json(self._client, self._url, body, headers)
+        answer = await post_json(self._client, self._url, body, headers=headers,
+                                 timeout=self._timeout)
         if isinstance(answer, SendResult):
             return answer
-        if answer.status_code in (429, 503):
-            return SendResult(Outcome.SLOW_DOWN, f"http-{answer.status_code}", retry_after(answer))
-        if answer.status_code >= 300:
-            return SendResult(Outcome.FAILED, f"http-{answer.status_code}")
+        if answer.status in (429, 503):
+            return SendResult(Outcome.SLOW_DOWN, f"http-{answer.status}", retry_after(answer))
+        if answer.status >= 300:
+            return SendResult(Outcome.FAILED, f"http-{answer.status}")
         return OK
