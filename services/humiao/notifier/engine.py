@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import asyncpg
 from google.protobuf.message import DecodeError
@@ -98,6 +98,8 @@ class Notifier:
     tz: dt.tzinfo = dt.UTC
     #: Where records that are not alert versions go (the feed's dead-letter topic).
     dead_letter: Callable[[Sequence[tuple[FeedRecord, str]]], Awaitable[None]] = _nowhere
+    #: route key -> last local day its digest was queued, as far as this process knows
+    _digested: dict[str, dt.date] = field(default_factory=dict)
 
     async def ingest(self, batch: FeedBatch) -> int:
         """Store a batch's versions in their groups and move the offsets, together.
@@ -176,13 +178,19 @@ class Notifier:
         for route in self.table.routes:
             if route.digest_at is None or route.receiver not in self.table.receivers:
                 continue
+            if digest_due(local, route.digest_at, self._digested.get(route.key)) is None:
+                continue  # known done today, or not time yet: no transaction
             async with self.pool.acquire() as conn, conn.transaction():
-                day = digest_due(local, route.digest_at, await store.last_digest(conn, route.key))
+                last = await store.last_digest(conn, route.key)
+                day = digest_due(local, route.digest_at, last)
                 if day is None:
+                    if last is not None:
+                        self._digested[route.key] = last
                     continue
                 figures = await store.digest_figures(conn, route, now - dt.timedelta(days=1))
                 message = compose_digest(route, figures, day, console=self.console, tz=self.tz)
                 await store.queue_message(conn, route.receiver, "digest", message.to_json(), now)
                 await store.save_digest_day(conn, route.key, day)
                 queued += 1
+            self._digested[route.key] = day
         return queued

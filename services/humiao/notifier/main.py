@@ -54,7 +54,9 @@ class NotifierService:
 
     async def start(self) -> None:
         s = self.settings
-        self.pool = await create_pool(self.dsn, min_size=1, max_size=4)
+        # one connection per receiver while it sends, one for the engine's loop, one spare
+        self.pool = await create_pool(self.dsn, min_size=1,
+                                      max_size=min(32, len(self.table.receivers) + 2))
         self.http = httpx.AsyncClient(timeout=10.0, follow_redirects=False)
         console = s.humiao_console_url or ""
         senders = build_senders(self.table.receivers, client=self.http, console=console)
