@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from humiao.domain.identity import citizen_id_check_char, looks_like_citizen_id
 from humiao.domain.notify import (
@@ -220,3 +222,28 @@ def test_digest_text() -> None:
                  "110105", "死亡后发放"):
         assert text in msg.markdown
     assert not any(looks_like_citizen_id(w) for w in msg.markdown.split())
+
+
+@given(
+    statuses=st.lists(st.sampled_from(["OPEN", "ACKNOWLEDGED", "RESOLVED", "WITHDRAWN",
+                                       "REOPENED"]), min_size=1, max_size=300),
+    max_bytes=st.integers(1000, 20_000),
+    max_messages=st.integers(1, 40),
+    amounts=st.integers(0, 10**11),
+)
+@settings(max_examples=60, deadline=None)
+def test_any_group_fits_its_limit_and_accounts_for_each_alert_once(
+    statuses: list[str], max_bytes: int, max_messages: int, amounts: int
+) -> None:
+    pending = [Pending(note(i, status=s, amount=amounts), told_open=i % 2 == 0,
+                       ever_told=i % 3 == 0) for i, s in enumerate(statuses)]
+    said = announcements(pending)
+    route = Route("r", None, None, max_messages=max_messages)
+    messages = compose_group(route, "110105", "AMOUNT_MISMATCH", said, max_bytes=max_bytes,
+                             console="https://console.example")
+    assert len(messages) <= max_messages
+    assert all(len(m.markdown.encode()) <= max_bytes for m in messages)
+    assert sorted(ln.alert_id for m in messages for ln in m.lines) == sorted(
+        n.alert_id for n, _ in said)
+    # the same pending versions in any order say the same
+    assert announcements(reversed(pending)) == said
