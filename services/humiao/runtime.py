@@ -168,16 +168,19 @@ async def start_when_reachable(
     start: Callable[[], Awaitable[None]],
     undo: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Call `start` until its dependencies answer (PostgreSQL may come up after us: wait
-    for it rather than crash), undoing a half-done start before each new attempt."""
-    import asyncpg  # only this helper needs it
+    """Call `start` until its dependencies answer (PostgreSQL or the broker may come up
+    after us: wait for them rather than crash), undoing a half-done start each time."""
+    import asyncpg  # only this helper needs them
+    from kafka.errors import KafkaError
 
+    unavailable = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError,
+                   KafkaError)
     delay = 0.5
     while True:
         try:
             await start()
             return
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        except unavailable as exc:
             log.warning("%s: dependency unavailable at start (%s); retrying",
                         name, type(exc).__name__)
             if undo is not None:

@@ -71,7 +71,10 @@ class Message:
 
     @property
     def firing(self) -> bool:
-        """Alertmanager's status: resolved only when every line closes an alert."""
+        """Alertmanager's status: resolved only for a group message whose every line
+        closes an alert (a digest or a test message is "firing": news to read)."""
+        if self.kind != "group":
+            return True
         return any(line.announce in ("new", "reopened") for line in self.lines)
 
 

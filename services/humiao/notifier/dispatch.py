@@ -101,7 +101,7 @@ class Dispatcher:
             try:
                 wait = await self.step(name)
                 backoff = 0.0
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # PostgreSQL away, or a bug: the receiver's loop goes on
                 backoff = min(30.0, max(0.5, backoff * 2))
                 log.warning("receiver=%s dispatch failed (%s); retrying in %.1fs",
                             name, type(exc).__name__, backoff)

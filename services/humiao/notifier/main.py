@@ -8,6 +8,7 @@ engine's loop (consume, flush due groups, queue digests) and the dispatcher, ser
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from zoneinfo import ZoneInfo
 
@@ -105,11 +106,12 @@ class NotifierService:
             except Fenced:
                 log.info("offsets moved under this member; rewinding")
                 await self.feed.rewind()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # the broker or PostgreSQL away, or a bug: never die
                 backoff = min(10.0, max(0.5, backoff * 2))
                 log.warning("notifier step failed (%s); retrying in %.1fs",
                             type(exc).__name__, backoff)
-                await self.feed.rewind()
+                with contextlib.suppress(Exception):
+                    await self.feed.rewind()
                 await self.clock.sleep(backoff, stop)
 
     async def refresh_backlog(self) -> None:
@@ -129,12 +131,15 @@ class NotifierService:
         await self.dispatcher.run(stop)
 
     async def stop(self) -> None:
-        if self.feed is not None:
-            await self.feed.close()
-        if self.http is not None:
-            await self.http.aclose()
-        if self.pool is not None:
-            await self.pool.close()
+        """Leave the group, close the HTTP client and the pool (also undoes a failed start)."""
+        feed, http, pool = self.feed, self.http, self.pool
+        self.feed, self.http, self.pool = None, None, None
+        if feed is not None:
+            await feed.close()
+        if http is not None:
+            await http.aclose()
+        if pool is not None:
+            await pool.close()
         log.info("notifier stopped")
 
 
