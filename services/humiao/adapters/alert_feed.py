@@ -24,9 +24,6 @@ from typing import Any, TypeVar
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
-from humiao.verifier.deadletter import deadletter_headers
-from humiao.verifier.processor import DeadLetter
-
 T = TypeVar("T")
 #: An alert version is a few KB; a dead letter keeps at most this much of a record.
 _MAX_LETTER = 1024 * 1024
@@ -188,14 +185,24 @@ class AlertFeed:
         futures = [
             self._producer.send(
                 self.deadletter_topic, key=record.key, value=record.value[:_MAX_LETTER],
-                headers=deadletter_headers(
-                    DeadLetter(record, "invalid", detail), self.topic),
+                headers=self._letter_headers(record, detail),
             )
             for record, detail in letters
         ]
         self._producer.flush()
         for future in futures:
             future.get(timeout=30)
+
+    def _letter_headers(self, record: FeedRecord, detail: str) -> list[tuple[str, bytes]]:
+        """The verifier's dead-letter headers (verifier/deadletter.py), written here so the
+        notifier does not import the verifier's metrics."""
+        return [
+            ("reason", b"invalid"), ("detail", detail.encode()[:2000]),
+            ("origin-topic", self.topic.encode()),
+            ("origin-partition", str(record.partition).encode()),
+            ("origin-offset", str(record.offset).encode()),
+            ("origin-timestamp", str(record.timestamp).encode()),
+        ]
 
     async def close(self) -> None:
         def close() -> None:
