@@ -4,8 +4,11 @@ only its status and error code are kept."""
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -57,6 +60,32 @@ class Answer:
     status: int
     headers: dict[str, str]
     body: bytes
+
+
+class HttpReceiver:
+    """What an HTTP receiver holds: its URL and secret, the shared client, its timeout,
+    its rate limit (`default_per_minute`, None: none) and the wall clock it signs with
+    (an API rejects a timestamp an hour off, so never the test's clock)."""
+
+    kind = "http"
+    max_bytes = 4096
+    default_per_minute: int | None = None
+
+    def __init__(
+        self, name: str, url: str, *, client: httpx.AsyncClient, secret: str | None = None,
+        per_minute: int | None = None, timeout: float = 10.0,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self._url = url
+        self._secret = secret
+        self._client = client
+        self._timeout = timeout
+        self._wall_clock = wall_clock
+        per = per_minute or self.default_per_minute
+        self.limits: tuple[RateLimit, ...] = (
+            (RateLimit(per, dt.timedelta(minutes=1)),) if per else ()
+        )
 
 
 async def post_json(

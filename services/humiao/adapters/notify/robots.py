@@ -17,18 +17,19 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
-import time
 import urllib.parse
-from collections.abc import Callable
 from typing import Any, ClassVar
 
-import httpx
-
-from humiao.adapters.notify.base import OK, Outcome, SendResult, post_json, read_code
+from humiao.adapters.notify.base import (
+    OK,
+    HttpReceiver,
+    Outcome,
+    SendResult,
+    post_json,
+    read_code,
+)
 from humiao.domain.notify import RateLimit
 from humiao.domain.notify_text import Message
-
-MINUTE = dt.timedelta(minutes=1)
 
 
 def dingtalk_sign(secret: str, timestamp_ms: int) -> str:
@@ -45,7 +46,7 @@ def feishu_sign(secret: str, timestamp_s: int) -> str:
     return base64.b64encode(digest).decode()
 
 
-class Robot:
+class Robot(HttpReceiver):
     """A group robot: one URL, one JSON body per message, an errcode in the answer."""
 
     kind = "robot"
@@ -54,22 +55,6 @@ class Robot:
     slow_down: ClassVar[dict[int, float]] = {}
     max_bytes = 4096
     default_per_minute = 20
-
-    def __init__(
-        self, name: str, url: str, *, client: httpx.AsyncClient, secret: str | None = None,
-        per_minute: int | None = None, timeout: float = 10.0,
-        wall_clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.name = name
-        self._timeout = timeout
-        self._url = url
-        self._secret = secret
-        self._client = client
-        #: Signatures use the real time: the API rejects a timestamp an hour off.
-        self._wall_clock = wall_clock
-        self.limits: tuple[RateLimit, ...] = (
-            RateLimit(per_minute or self.default_per_minute, MINUTE),
-        )
 
     def request(self, message: Message) -> tuple[str, dict[str, Any]]:
         raise NotImplementedError

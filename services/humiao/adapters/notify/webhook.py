@@ -9,23 +9,23 @@ the second copy a crash between its answer and our commit sends.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
-import httpx
-
-from humiao.adapters.notify.base import OK, Outcome, SendResult, post_json, retry_after
-from humiao.domain.notify import RateLimit
+from humiao.adapters.notify.base import (
+    OK,
+    HttpReceiver,
+    Outcome,
+    SendResult,
+    post_json,
+    retry_after,
+)
 from humiao.domain.notify_text import Line, Message, code_zh, yuan
 
 #: Alertmanager's "not ended" time.
 _OPEN_END = "0001-01-01T00:00:00Z"
-_MINUTE = dt.timedelta(minutes=1)
 
 
 def webhook_signature(secret: str, timestamp: int, body: bytes) -> str:
@@ -70,25 +70,13 @@ def alertmanager_payload(receiver: str, message: Message, console: str) -> dict[
     }
 
 
-class Webhook:
+class Webhook(HttpReceiver):
     kind = "webhook"
     max_bytes = 256 * 1024
 
-    def __init__(
-        self, name: str, url: str, *, client: httpx.AsyncClient, secret: str | None = None,
-        per_minute: int | None = None, console: str = "", timeout: float = 10.0,
-        wall_clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.name = name
-        self._timeout = timeout
-        self._url = url
-        self._secret = secret
-        self._client = client
+    def __init__(self, name: str, url: str, *, console: str = "", **kwargs: Any) -> None:
+        super().__init__(name, url, **kwargs)
         self._console = console
-        self._wall_clock = wall_clock
-        self.limits: tuple[RateLimit, ...] = (
-            (RateLimit(per_minute, _MINUTE),) if per_minute else ()
-        )
 
     async def send(self, message: Message, message_id: int) -> SendResult:
         body = json.dumps(
