@@ -247,3 +247,15 @@ def test_any_group_fits_its_limit_and_accounts_for_each_alert_once(
         n.alert_id for n, _ in said)
     # the same pending versions in any order say the same
     assert announcements(reversed(pending)) == said
+
+
+def test_settings_refuse_a_bad_zone_or_console_url() -> None:
+    from pydantic import ValidationError
+
+    from humiao.notifier.settings import NotifierSettings
+
+    assert NotifierSettings(humiao_notify_timezone="Asia/Urumqi").humiao_notify_timezone
+    with pytest.raises(ValidationError, match="humiao_notify_timezone"):
+        NotifierSettings(humiao_notify_timezone="Mars/Olympus")
+    with pytest.raises(ValidationError, match="humiao_console_url"):
+        NotifierSettings(humiao_console_url="javascript:alert(1)")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_GROUP = "humiao-notifier"
@@ -24,3 +26,12 @@ class NotifierSettings(BaseSettings):
     humiao_notify_batch_max: int = Field(default=5000, ge=1, le=100_000)
     #: Consumer-group session timeout: how soon a dead member's partitions move.
     humiao_notify_session_timeout_ms: int = Field(default=10_000, ge=1000, le=300_000)
+
+    @field_validator("humiao_notify_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("not a time zone name like Asia/Shanghai") from None
+        return value
