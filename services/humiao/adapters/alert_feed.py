@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
+from humiao.adapters.topics import log_end_offsets
+
 T = TypeVar("T")
 #: An alert version is a few KB; a dead letter keeps at most this much of a record.
 _MAX_LETTER = 1024 * 1024
@@ -64,10 +66,14 @@ class AlertFeed:
         self, *, bootstrap: str, topic: str, group: str, positions: Positions,
         client_id: str = "humiao-notifier", max_records: int = 5000,
         session_timeout_ms: int = 10_000, deadletter_topic: str | None = None,
+        start_from_latest: bool = False,
     ) -> None:
         self.topic = topic
         self.bootstrap = bootstrap
         self.deadletter_topic = deadletter_topic
+        #: Where a partition with no stored position starts: its end (skip history) or
+        #: its beginning.
+        self.start_from_latest = start_from_latest
         self._producer: KafkaProducer | None = None
         self._config = dict(
             bootstrap_servers=bootstrap, group_id=group, client_id=client_id,
@@ -82,6 +88,8 @@ class AlertFeed:
         #: partition -> stored next offset (-1: none stored), for assigned, sought partitions
         self._stored: dict[int, int] = {}
         self._unsought: set[int] = set()
+        #: partition -> first offset to hand over (older records are replays)
+        self._floor: dict[int, int] = {}
 
     async def _run(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
@@ -98,6 +106,7 @@ class AlertFeed:
         with self._lock:
             for p in partitions:
                 self._stored.pop(p, None)
+                self._floor.pop(p, None)
                 self._unsought.discard(p)
 
     # --- the interface ------------------------------------------------------------------
@@ -122,15 +131,21 @@ class AlertFeed:
     def _seek(self, partitions: set[int], stored: dict[int, int]) -> None:
         assert self._consumer is not None
         assigned = {tp.partition for tp in self._consumer.assignment()}
+        new = [p for p in partitions & assigned if stored.get(p, -1) < 0]
+        ends = (log_end_offsets(self.bootstrap, self.topic)  # not ListOffsets: see there
+                if self.start_from_latest and new else {})
         for p in sorted(partitions & assigned):
             tp = TopicPartition(self.topic, p)
             position = stored.get(p, -1)
             if position >= 0:
                 self._consumer.seek(tp, position)
+            elif self.start_from_latest:
+                self._consumer.seek(tp, ends.get(p, 0))
             else:
                 self._consumer.seek_to_beginning(tp)
             with self._lock:
                 self._stored[p] = position
+                self._floor[p] = self._consumer.position(tp)
                 self._unsought.discard(p)
             self._consumer.resume(tp)
 
@@ -144,10 +159,8 @@ class AlertFeed:
 
     def _batch(self, records: list[FeedRecord]) -> FeedBatch:
         with self._lock:
-            stored = dict(self._stored)
-        kept = [
-            r for r in records if r.partition in stored and r.offset >= stored[r.partition]
-        ]
+            stored, floor = dict(self._stored), dict(self._floor)
+        kept = [r for r in records if r.partition in stored and r.offset >= floor[r.partition]]
         end: dict[int, int] = {}
         for r in kept:
             end[r.partition] = max(end.get(r.partition, 0), r.offset + 1)
@@ -158,7 +171,7 @@ class AlertFeed:
         with self._lock:
             for p, offset in batch.end.items():
                 if p in self._stored:
-                    self._stored[p] = offset
+                    self._stored[p] = self._floor[p] = offset
 
     async def rewind(self) -> None:
         """After a failed or fenced batch: seek every partition to its stored position."""

@@ -81,6 +81,7 @@ class NotifierService:
             max_records=s.humiao_notify_batch_max,
             session_timeout_ms=s.humiao_notify_session_timeout_ms,
             deadletter_topic=self.kafka.deadletter_topic,
+            start_from_latest=s.humiao_notify_start == "latest",
         )
         self.engine.dead_letter = self.feed.dead_letter
         await self.feed.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
@@ -24,6 +25,10 @@ class NotifierSettings(BaseSettings):
     humiao_notify_timezone: str = "Asia/Shanghai"
     #: Alert versions taken per transaction at most.
     humiao_notify_batch_max: int = Field(default=5000, ge=1, le=100_000)
+    #: Where the notifier starts on a topic it has never read: "earliest" announces what
+    #: the alerts topic still holds (days of history at a first start), "latest" only
+    #: what arrives from now on.
+    humiao_notify_start: Literal["earliest", "latest"] = "earliest"
     #: Consumer-group session timeout: how soon a dead member's partitions move.
     humiao_notify_session_timeout_ms: int = Field(default=10_000, ge=1000, le=300_000)
 
