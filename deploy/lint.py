@@ -23,6 +23,9 @@ DEPLOY = Path(__file__).resolve().parent
 RULES = DEPLOY / "prometheus" / "rules.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "humiao.json"
 OPERATIONS = DEPLOY / "OPERATIONS.md"
+#: Guides an operator reads: the operations guide, and the notifier's own guide (its
+#: metrics catalogue and deploy files, until they are folded into OPERATIONS.md).
+GUIDES = (OPERATIONS, DEPLOY.parent / "docs" / "notifications.md")
 
 #: Series Prometheus makes itself (not exported by a service).
 PROMETHEUS_SERIES = frozenset({"up", "ALERTS", "ALERTS_FOR_STATE", "scrape_duration_seconds"})
@@ -170,13 +173,20 @@ def dashboard_metric_names() -> dict[str, set[str]]:
 
 
 def documented_metrics() -> dict[str, Documented]:
-    """The catalogue: rows `| `name` | type | `label`, ... | meaning |` under '## Metrics'."""
-    text = OPERATIONS.read_text(encoding="utf-8")
-    start = text.index("\n## Metrics")
-    end = text.find("\n## ", start + 1)
-    section = text[start : end if end != -1 else len(text)]
-    service = ""
+    """The catalogue: rows `| `name` | type | `label`, ... | meaning |` under '## Metrics'
+    of each guide (GUIDES) that has one."""
     found: dict[str, Documented] = {}
+    for guide in GUIDES:
+        text = guide.read_text(encoding="utf-8") if guide.is_file() else ""
+        start = text.find("\n## Metrics")
+        if start != -1:
+            end = text.find("\n## ", start + 1)
+            _read_catalogue(text[start : end if end != -1 else len(text)], found)
+    return found
+
+
+def _read_catalogue(section: str, found: dict[str, Documented]) -> None:
+    service = ""
     for line in section.splitlines():
         heading = re.match(r"### (\w+)", line)
         if heading:
@@ -188,9 +198,8 @@ def documented_metrics() -> dict[str, Documented]:
         name = cells[0].strip("`")
         labels = frozenset(re.findall(r"`([a-zA-Z_][a-zA-Z0-9_]*)`", cells[2]))
         if name in found:
-            raise ValueError(f"OPERATIONS.md documents {name} twice")
+            raise ValueError(f"the guides document {name} twice")
         found[name] = Documented(name, cells[1].lower(), labels, service)
-    return found
 
 
 def exported_names(doc: Documented) -> set[str]:

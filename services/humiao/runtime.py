@@ -161,3 +161,29 @@ async def run_grpc_service(
     finally:
         metrics_server.shutdown()
         log.info("service=%s stopped", name)
+
+
+async def start_when_reachable(
+    name: str,
+    start: Callable[[], Awaitable[None]],
+    undo: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Call `start` until its dependencies answer (PostgreSQL or the broker may come up
+    after us: wait for them rather than crash), undoing a half-done start each time."""
+    import asyncpg  # only this helper needs them
+    from kafka.errors import KafkaError
+
+    unavailable = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError,
+                   KafkaError)
+    delay = 0.5
+    while True:
+        try:
+            await start()
+            return
+        except unavailable as exc:
+            log.warning("%s: dependency unavailable at start (%s); retrying",
+                        name, type(exc).__name__)
+            if undo is not None:
+                await undo()
+            await asyncio.sleep(delay)
+            delay = min(10.0, delay * 2)

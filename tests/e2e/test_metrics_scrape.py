@@ -1,4 +1,4 @@
-"""Metrics that tell the truth: start ingest, verifier and desk as processes against the
+"""Metrics that tell the truth: start ingest, verifier, desk and notifier as processes against the
 real broker and PostgreSQL, push a little traffic through them (events with real-looking
 ID numbers, a duplicate, an invalid event, a desk query), scrape every /metrics endpoint
 and check that
@@ -51,7 +51,7 @@ from strategies import random_envelope
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("ingest", "verifier", "desk")
+SERVICES = ("ingest", "verifier", "desk", "notifier")
 SOURCE_TOKEN = "scrape-test-source-token"
 STAFF_TOKEN = "scrape-test-staff-token"
 PSEUDONYM_KEY = "scrape-test-pseudonym-key"
@@ -89,12 +89,21 @@ def services(
         HUMIAO_DESK_GAUGE_SECONDS="0.3",
         HUMIAO_SOURCE_CREDENTIALS=source_credentials(**{SOURCE_TOKEN: ("scrape-test", "*", "*")}),
         HUMIAO_STAFF_CREDENTIALS=staff_credentials(**{STAFF_TOKEN: ("scraper", "supervisor", "*")}),
+        HUMIAO_NOTIFY_ROUTES=notify_routes(tmp_path),
     )
     running = start_serving(SERVICES, env, tmp_path)
     try:
         yield running
     finally:
         stop_all(running.values())
+
+
+def notify_routes(directory: Path) -> str:
+    """A notifier routes file whose one receiver answers nothing (its failures are counted)."""
+    path = directory / "notify-routes.toml"
+    path.write_text('[receivers.scrape-hook]\nkind = "webhook"\nurl = "http://127.0.0.1:9/"\n'
+                    '[[routes]]\nreceiver = "scrape-hook"\ngroup_wait = "100ms"\n')
+    return str(path)
 
 
 def drive_traffic(running: dict[str, ServiceProcess]) -> tuple[list[str], int]:

@@ -20,32 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from humiao.cli.main import CliError
+from humiao.domain.labels import CODES_ZH, STATUS_ZH
 from humiao.stack.supervisor import state_file
 
 DEFAULT_TIMEOUT = 30.0
 
-CODES_ZH = {
-    "PAID_AFTER_DEATH": "死亡后发放",
-    "PAID_AFTER_AGE_OUT": "超龄后发放",
-    "PAID_AFTER_ADOPTION": "收养后发放",
-    "PAID_AFTER_PARENT_SITUATION_ENDED": "父母情形消失后发放",
-    "ORPHAN_PARENT_ALIVE": "孤儿父母尚在",
-    "PAID_AFTER_ENROLLMENT_ENDED": "退出保障后发放",
-    "PAID_BEFORE_APPROVAL": "审批前发放",
-    "NOT_ENROLLED": "未纳入保障",
-    "DUPLICATE_PAYMENT": "重复发放",
-    "AMOUNT_MISMATCH": "金额不符",
-    "PAYEE_NOT_GUARDIAN": "收款人非监护人",
-    "PAYEE_DECEASED": "收款人已死亡",
-    "MISSED_PAYMENT": "漏发",
-}
-STATUS_ZH = {
-    "OPEN": "待处理",
-    "ACKNOWLEDGED": "处理中",
-    "RESOLVED": "已办结",
-    "WITHDRAWN": "已撤销",
-    "REOPENED": "重新打开",
-}
 RESOLUTION_ZH = {
     "CONFIRMED_IMPROPER": "确认违规",
     "FALSE_POSITIVE": "误报",

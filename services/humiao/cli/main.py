@@ -14,6 +14,7 @@ COMMAND_MODULES = (
     "humiao.cli.ingest_cmd",
     "humiao.cli.stack_cmd",
     "humiao.cli.desk_cmd",
+    "humiao.cli.notify_cmd",
 )
 
 

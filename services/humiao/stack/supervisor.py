@@ -40,7 +40,17 @@ MODULES: Mapping[str, str] = {
     "ingest": "humiao.ingest",
     "verifier": "humiao.verifier",
     "desk": "humiao.desk",
+    "notifier": "humiao.notifier",
 }
+#: Started after the others only when their configuration is set (variable named).
+OPTIONAL_SERVICES: Mapping[str, str] = {"notifier": "HUMIAO_NOTIFY_ROUTES"}
+ALL_SERVICES: tuple[str, ...] = (*SERVICES, *OPTIONAL_SERVICES)
+
+
+def services_for(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The services `humiao up` starts: the required ones, and the optional configured."""
+    return (*SERVICES, *(name for name, var in OPTIONAL_SERVICES.items() if env.get(var)))
+
 #: The source name of the development source credential (and of the demo's city).
 DEV_SOURCE = "humiao-dev"
 DEV_STAFF = "developer"
@@ -399,7 +409,7 @@ def start_stack(
         }
         root = project_root()
         pending: dict[str, tuple[int, Path, Path]] = {}
-        for name in SERVICES:
+        for name in services_for(env):
             ready = directory / "run" / f"{name}.ready"
             ready.unlink(missing_ok=True)
             log = directory / "logs" / f"{name}.log"
@@ -494,7 +504,7 @@ def stack_is_live(state: StackState) -> bool:
 def stop_stack(state: StackState, progress: Callable[[str], None] = lambda _m: None,
                *, remove_state: bool = True) -> None:
     """SIGTERM ingest, then the verifier, then the desk, each waited for; then the broker."""
-    for name in SERVICES:
+    for name in ALL_SERVICES:
         info = state.services.get(name)
         if info and terminate(info.pid, MODULES[name]):
             progress(f"{name}: stopped (pid {info.pid})")
@@ -502,13 +512,13 @@ def stop_stack(state: StackState, progress: Callable[[str], None] = lambda _m: N
         progress(f"broker: stopped (pid {state.broker_pid}); its topics are gone")
     if remove_state:
         (Path(state.state_dir) / STATE_FILE).unlink(missing_ok=True)
-        for name in SERVICES:
+        for name in ALL_SERVICES:
             (Path(state.state_dir) / "run" / f"{name}.ready").unlink(missing_ok=True)
 
 
 def stop_leftovers(state: StackState, keep_broker: bool) -> None:
     """Stop what still runs of a broken stack before starting again."""
-    for name in SERVICES:
+    for name in ALL_SERVICES:
         info = state.services.get(name)
         if info:
             terminate(info.pid, MODULES[name], timeout=15)
