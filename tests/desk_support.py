@@ -17,12 +17,12 @@ from collections.abc import Sequence
 import asyncpg
 
 from humiao.adapters.codec import envelope_to_proto
+from humiao.adapters.verifier_store import PgVerifierStore
 from humiao.desk.auth import hash_token
 from humiao.domain import events as ev
 from humiao.domain.identity import citizen_id_check_char, pseudonym
 from humiao.domain.policy import PolicyBook
 from humiao.domain.values import Period, Program, Situation
-from humiao.verifier import store
 from humiao.verifier.metrics import VerifierMetrics
 from humiao.verifier.processor import InRecord, Processor
 
@@ -128,6 +128,7 @@ class VerifierDriver:
         batch = self.processor.prepare(TOPIC, records)
         assert not batch.dead, batch.dead
         async with self.pool.acquire() as conn:
-            expected = await store.ensure_offsets(conn, GROUP, TOPIC, [0])
-            await self.processor.process(conn, batch, expected)
+            store = PgVerifierStore(conn)
+            expected = await store.ensure_offsets(GROUP, TOPIC, [0])
+            await self.processor.process(store, batch, expected)
         self.offset += len(records)

@@ -14,8 +14,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from humiao.adapters.verifier_consumer import ConsumerLoop
 from humiao.config import KafkaSettings
-from humiao.verifier.consumer import ConsumerLoop
 
 pytestmark = [pytest.mark.integration]
 

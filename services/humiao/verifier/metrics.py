@@ -11,6 +11,7 @@ import bisect
 import contextlib
 import time
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -90,6 +91,11 @@ OUTBOX_BACKLOG = Gauge(
 OUTBOX_PUBLISHED = Counter(
     "humiao_verifier_outbox_published_total", "Alert versions published to the alerts topic"
 )
+OUTBOX_DEADLETTERS = Counter(
+    "humiao_verifier_outbox_deadletters_total",
+    "Alert versions the broker refused for good, sent to the dead-letter topic instead",
+    ["reason"],
+)
 DB_POOL = PoolGauge("verifier")
 
 
@@ -160,6 +166,18 @@ class VerifierMetrics:
         ALERTS_REOPENED.labels(code).inc()
         AMOUNT_AT_RISK.labels(code).inc(max(0, amount_fen))
 
+    def alerts_changed(
+        self, notes: Iterable[tuple[str, str, int, Mapping[str, Any] | None]]
+    ) -> None:
+        """Transitions of a committed batch: (code, status, amount at risk, old row)."""
+        for code, status, amount, old in notes:
+            if old is None:
+                self.alert_raised(code, amount)
+            elif status == "WITHDRAWN" and old["status"] != "WITHDRAWN":
+                self.alert_withdrawn(code)
+            elif status == "REOPENED" and old["status"] != "REOPENED":
+                self.alert_reopened(code, amount)
+
     def lag(self, partition: int, records: int) -> None:
         CONSUMER_LAG.labels(str(partition)).set(max(0, records))
 
@@ -175,6 +193,10 @@ class VerifierMetrics:
             OUTBOX_BACKLOG.set(backlog)
         if published:
             OUTBOX_PUBLISHED.inc(published)
+
+    def outbox_deadletter(self, reason: str) -> None:
+        """`reason`: the Kafka error's class name (a bounded set)."""
+        OUTBOX_DEADLETTERS.labels(reason).inc()
 
     def watch_pool(self, pool: SizedPool) -> None:
         DB_POOL.track(pool)

@@ -1,10 +1,10 @@
 """The Kafka side of the verifier: a consumer-group member that feeds micro-batches to the
 processor and moves offsets only through the database.
 
-Threading decision (made here, once): kafka-python is blocking and asyncpg is asyncio, so
+Threading (adapters/kafka_bridge.py): kafka-python is blocking and asyncpg is asyncio, so
 the consumer runs a *synchronous poll loop on a thread of its own*, and that thread owns
-a private asyncio event loop and one dedicated PostgreSQL connection, on which it runs
-`loop.run_until_complete(processor.process(...))` for each batch. Batches are processed
+a `PrivateLoop` and one dedicated PostgreSQL connection, on which it runs
+`processor.process(...)` for each batch. Batches are processed
 strictly one after the other (they must be: offsets of one partition commit in order),
 so one connection is all the loop needs, and the service's main loop (gRPC health,
 metrics, the outbox relay) never waits on Kafka or on a batch.
@@ -36,9 +36,10 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
-from humiao.verifier import store
+from humiao.adapters.deadletter import DeadLetterPublisher
+from humiao.adapters.kafka_bridge import PrivateLoop
+from humiao.adapters.verifier_store import PgVerifierStore, ensure_offsets
 from humiao.verifier.collector import BatchCollector
-from humiao.verifier.deadletter import DeadLetterPublisher
 from humiao.verifier.metrics import VerifierMetrics
 from humiao.verifier.processor import Fenced, PreparedBatch, Processor, RecordLike
 
@@ -161,7 +162,7 @@ class ConsumerLoop:
     # --- the thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
-        loop = asyncio.new_event_loop()
+        loop = PrivateLoop()
         try:
             self._main(loop)
         except BaseException as exc:  # the service sees it through `failure`
@@ -170,14 +171,13 @@ class ConsumerLoop:
         finally:
             if self._conn is not None:
                 try:
-                    loop.run_until_complete(asyncio.wait_for(self._conn.close(), 5))
+                    loop.run(asyncio.wait_for(self._conn.close(), 5))
                 except Exception:
                     self._conn.terminate()
                 self._conn = None
             try:
                 self.deadletters.close()
             finally:
-                loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.close()
                 self._done.set()
 
@@ -195,7 +195,7 @@ class ConsumerLoop:
             heartbeat_interval_ms=max(100, self.session_timeout_ms // 4),
         )
 
-    def _main(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _main(self, loop: PrivateLoop) -> None:
         backoff = _Backoff()
         while not self._stop.is_set() and self._consumer is None:
             try:
@@ -226,9 +226,7 @@ class ConsumerLoop:
                 with self._lock:
                     epoch = self._epoch
                 records = self._poll(consumer, wait=ready is None)
-                decoding = (
-                    decoder.submit(self.processor.prepare, self.topic, records) if records else None
-                )
+                decoding = decoder.submit(self._decode, records) if records else None
                 if ready is not None:
                     batch, polled_in = ready
                     ready = None
@@ -265,17 +263,21 @@ class ConsumerLoop:
                 log.warning("closing consumer: %s", type(exc).__name__)
             self._consumer = None
 
-    def _connection(self, loop: asyncio.AbstractEventLoop) -> asyncpg.Connection:
+    def _decode(self, records: list[RecordLike]) -> PreparedBatch:
+        """Decode and validate a polled batch (on the decoder thread; no I/O)."""
+        return self.processor.prepare(self.topic, records)
+
+    def _connection(self, loop: PrivateLoop) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
-            self._conn = loop.run_until_complete(asyncpg.connect(self.dsn, timeout=10))
+            self._conn = loop.run(asyncpg.connect(self.dsn, timeout=10))
         return self._conn
 
-    def _drop_connection(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _drop_connection(self, loop: PrivateLoop) -> None:
         if self._conn is not None:
             self._conn.terminate()
             self._conn = None
 
-    def _seek_pending(self, consumer: KafkaConsumer, loop: asyncio.AbstractEventLoop) -> bool:
+    def _seek_pending(self, consumer: KafkaConsumer, loop: PrivateLoop) -> bool:
         """Seek newly assigned partitions to their stored offsets; False if the DB failed."""
         with self._lock:
             pending = sorted(self._need_seek)
@@ -287,9 +289,7 @@ class ConsumerLoop:
             return True
         try:
             conn = self._connection(loop)
-            stored = loop.run_until_complete(
-                store.ensure_offsets(conn, self.group, self.topic, pending)
-            )
+            stored = loop.run(ensure_offsets(conn, self.group, self.topic, pending))
             self.db_ok = True
         except Exception as exc:
             self.db_ok = False
@@ -391,7 +391,7 @@ class ConsumerLoop:
     def _process(
         self,
         consumer: KafkaConsumer,
-        loop: asyncio.AbstractEventLoop,
+        loop: PrivateLoop,
         batch: PreparedBatch,
         epoch: int,
     ) -> bool:
@@ -412,7 +412,7 @@ class ConsumerLoop:
             return False
         try:
             conn = self._connection(loop)
-            result = loop.run_until_complete(self.processor.process(conn, batch, expected))
+            result = loop.run(self.processor.process(PgVerifierStore(conn), batch, expected))
         except Fenced as exc:
             self.processor.forget()
             self.metrics.batch_failed("fenced")
