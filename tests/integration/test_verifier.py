@@ -14,8 +14,6 @@ import pytest
 from verifier_support import (
     SECRET,
     alert_rows,
-    assert_alerts_match,
-    expected_drafts,
     publish_envelopes,
     read_topic,
     shuffled,
@@ -31,6 +29,7 @@ from humiao.domain import events as ev
 from humiao.domain.values import Period, Program, Situation
 from humiao.verifier.service import Verifier, VerifierSettings
 from humiao.verifier.synthetic import at, citizen_id, city
+from verifier_expect import assert_alerts_match, expected_drafts
 
 pytestmark = [pytest.mark.integration]
 
