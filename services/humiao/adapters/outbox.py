@@ -10,7 +10,7 @@ versions of one alert leave in version order even with several verifier processe
 
 A version the broker can never take (too large, an invalid record: `UNPUBLISHABLE`) goes
 to the dead-letter topic with its reason instead, is counted
-(humiao_verifier_outbox_deadletters_total) and stamped like the others, so it never
+(humiao_verifier_deadletters_total{reason="unpublishable"}) and stamped like the others, so it never
 blocks the versions after it; the alerts table and `alert_versions` still hold it. Any
 other error (broker away, timeouts) fails the round, which is retried whole.
 """
@@ -44,6 +44,8 @@ UNPUBLISHABLE: tuple[type[KafkaError], ...] = (
     MessageSizeTooLargeError, RecordListTooLargeError, InvalidRecordError, CorruptRecordError,
     InvalidTimestampError,
 )
+#: The dead letter's reason (header and metric label) of a version the broker refuses.
+UNPUBLISHABLE_REASON = "unpublishable"
 #: Serialises relays across processes, so versions of one alert leave in version order.
 OUTBOX_LOCK = 7_236_552
 
@@ -103,8 +105,8 @@ class OutboxRelay:
             )
         self.published += len(rows) - len(refused)
         self.metrics.outbox(published=len(rows) - len(refused))
-        for reason in refused.values():
-            self.metrics.outbox_deadletter(reason)
+        for _ in refused:
+            self.metrics.deadletter(UNPUBLISHABLE_REASON)
         return len(rows)
 
     def _producer_now(self) -> KafkaProducer:
@@ -202,7 +204,7 @@ def _letter(row: Any, reason: str) -> Letter:
     return Letter(
         row["alert_id"].encode(),
         bytes(row["payload"]),
-        [("reason", b"unpublishable"), ("detail", reason.encode()),
+        [("reason", UNPUBLISHABLE_REASON.encode()), ("detail", reason.encode()),
          ("origin-topic", b"alert_versions"), ("alert-id", row["alert_id"].encode()),
          ("version", str(row["version"]).encode()), ("outbox-seq", str(row["seq"]).encode())],
     )

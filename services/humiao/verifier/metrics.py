@@ -91,11 +91,6 @@ OUTBOX_BACKLOG = Gauge(
 OUTBOX_PUBLISHED = Counter(
     "humiao_verifier_outbox_published_total", "Alert versions published to the alerts topic"
 )
-OUTBOX_DEADLETTERS = Counter(
-    "humiao_verifier_outbox_deadletters_total",
-    "Alert versions the broker refused for good, sent to the dead-letter topic instead",
-    ["reason"],
-)
 DB_POOL = PoolGauge("verifier")
 
 
@@ -193,10 +188,6 @@ class VerifierMetrics:
             OUTBOX_BACKLOG.set(backlog)
         if published:
             OUTBOX_PUBLISHED.inc(published)
-
-    def outbox_deadletter(self, reason: str) -> None:
-        """`reason`: the Kafka error's class name (a bounded set)."""
-        OUTBOX_DEADLETTERS.labels(reason).inc()
 
     def watch_pool(self, pool: SizedPool) -> None:
         DB_POOL.track(pool)
