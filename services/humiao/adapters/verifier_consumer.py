@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import asyncpg
@@ -41,7 +41,13 @@ from humiao.adapters.kafka_bridge import PrivateLoop
 from humiao.adapters.verifier_store import PgVerifierStore, ensure_offsets
 from humiao.verifier.collector import BatchCollector
 from humiao.verifier.metrics import VerifierMetrics
-from humiao.verifier.processor import Fenced, PreparedBatch, Processor, RecordLike
+from humiao.verifier.processor import (
+    BatchResult,
+    Fenced,
+    PreparedBatch,
+    Processor,
+    RecordLike,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +55,11 @@ log = logging.getLogger(__name__)
 _FILL_SECONDS = 5.0
 #: Records waiting on the broker that make a backlog (10 s of traffic at 1,000 events/s).
 _BACKLOG = 10_000
+#: Errors that mean PostgreSQL is away (the batch is dropped and retried after backoff).
+_DATABASE_AWAY = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                  asyncpg.CannotConnectNowError, TimeoutError)
+#: A polled batch, decoded, and the assignment epoch it was polled in.
+_Ready = tuple[PreparedBatch, int]
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -195,8 +206,8 @@ class ConsumerLoop:
             heartbeat_interval_ms=max(100, self.session_timeout_ms // 4),
         )
 
-    def _main(self, loop: PrivateLoop) -> None:
-        backoff = _Backoff()
+    def _connect(self, backoff: _Backoff) -> KafkaConsumer | None:
+        """The consumer, once the broker answers (None: stopped before it did)."""
         while not self._stop.is_set() and self._consumer is None:
             try:
                 self._consumer = self._make_consumer()
@@ -204,7 +215,11 @@ class ConsumerLoop:
                 self.broker_ok = False
                 log.warning("broker unavailable (%s); retrying", type(exc).__name__)
                 self._sleep(backoff.next())
-        consumer = self._consumer
+        return self._consumer
+
+    def _main(self, loop: PrivateLoop) -> None:
+        backoff = _Backoff()
+        consumer = self._connect(backoff)
         if consumer is None:
             return
         self.broker_ok = True
@@ -212,47 +227,10 @@ class ConsumerLoop:
         decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.client_id}-decode")
         # One batch is decoded while the one before it is in its transaction (which mostly
         # waits on PostgreSQL): `ready` is a polled and decoded batch not yet processed.
-        ready: tuple[PreparedBatch, int] | None = None
+        ready: _Ready | None = None
         try:
             while not self._stop.is_set():
-                if self._need_seek:
-                    if ready is not None:
-                        self._rewind_all(consumer)
-                        ready = None
-                    if not self._seek_pending(consumer, loop):
-                        self._sleep(backoff.next())
-                        consumer.poll(timeout_ms=0)  # stay in the group while the DB is away
-                        continue
-                with self._lock:
-                    epoch = self._epoch
-                records = self._poll(consumer, wait=ready is None)
-                decoding = decoder.submit(self._decode, records) if records else None
-                if ready is not None:
-                    batch, polled_in = ready
-                    ready = None
-                    if polled_in != self._epoch:
-                        ok = False  # a rebalance ran since it was polled: read it again
-                        self._rewind_all(consumer)
-                        if decoding is not None:
-                            decoding.result()
-                            decoding = None
-                    else:
-                        ok = self._process(consumer, loop, batch, polled_in)
-                        if ok and self.collector is not None:
-                            self.collector.after_batch()
-                    if not ok:
-                        if decoding is not None:  # it follows the failed batch: drop it too
-                            decoding.result()
-                            decoding = None
-                            self._rewind_all(consumer)
-                        if polled_in == self._epoch:
-                            self._sleep(backoff.next())
-                        continue
-                    backoff.reset()
-                if decoding is not None:
-                    ready = (decoding.result(), epoch)
-                elif ready is None and self.collector is not None:
-                    self.collector.idle()
+                ready = self._turn(consumer, loop, decoder, ready, backoff)
             # Stopping: the batch in its transaction has committed; one decoded but not yet
             # processed is read again by whoever owns its partitions next.
         finally:
@@ -262,6 +240,59 @@ class ConsumerLoop:
             except Exception as exc:
                 log.warning("closing consumer: %s", type(exc).__name__)
             self._consumer = None
+
+    def _turn(
+        self, consumer: KafkaConsumer, loop: PrivateLoop, decoder: ThreadPoolExecutor,
+        ready: _Ready | None, backoff: _Backoff,
+    ) -> _Ready | None:
+        """One turn of the loop: seek what was assigned, poll the next batch and decode it
+        while the ready one is processed. Returns the batch ready for the next turn."""
+        if self._need_seek:
+            if ready is not None:
+                self._rewind_all(consumer)
+                ready = None
+            if not self._seek_pending(consumer, loop):
+                self._sleep(backoff.next())
+                consumer.poll(timeout_ms=0)  # stay in the group while the DB is away
+                return None
+        with self._lock:
+            epoch = self._epoch
+        records = self._poll(consumer, wait=ready is None)
+        decoding = decoder.submit(self._decode, records) if records else None
+        if ready is not None and not self._run_ready(consumer, loop, ready, decoding, backoff):
+            return None
+        if decoding is not None:
+            return decoding.result(), epoch
+        if self.collector is not None:
+            self.collector.idle()
+        return None
+
+    def _run_ready(
+        self, consumer: KafkaConsumer, loop: PrivateLoop, ready: _Ready,
+        decoding: Future[PreparedBatch] | None, backoff: _Backoff,
+    ) -> bool:
+        """Process the batch decoded last turn. False when it must be read again; the
+        batch being decoded, which follows it, is then dropped too."""
+        batch, polled_in = ready
+        if polled_in != self._epoch:
+            ok = False  # a rebalance ran since it was polled: read it again
+            self._rewind_all(consumer)
+            if decoding is not None:
+                decoding.result()
+                decoding = None
+        else:
+            ok = self._process(consumer, loop, batch, polled_in)
+            if ok and self.collector is not None:
+                self.collector.after_batch()
+        if ok:
+            backoff.reset()
+            return True
+        if decoding is not None:
+            decoding.result()
+            self._rewind_all(consumer)
+        if polled_in == self._epoch:
+            self._sleep(backoff.next())
+        return False
 
     def _decode(self, records: list[RecordLike]) -> PreparedBatch:
         """Decode and validate a polled batch (on the decoder thread; no I/O)."""
@@ -356,24 +387,29 @@ class ConsumerLoop:
                 if deadline is None:
                     break  # idle: let the caller look at the stop flag and pending seeks
                 continue  # the top of the loop decides whether the batch is closed
-            with self._lock:
-                positions = dict(self._positions)
-            for tp, recs in got.items():
-                start = positions.get(tp.partition)
-                if start is None:
-                    continue  # not seeked yet (or revoked): never process from a guess
-                if recs and recs[0].offset >= start:
-                    out.extend(recs)
-                else:
-                    out.extend(r for r in recs if r.offset >= start)
-                if recs:
-                    taken_up_to[tp] = recs[-1].offset + 1
+            self._take(got, out, taken_up_to)
             now = time.monotonic()
             if deadline is None:
                 deadline = now + self.linger_ms / 1000
             if fill_until is None:
                 fill_until = now + _FILL_SECONDS
         return out
+
+    def _take(self, got: dict[TopicPartition, list[Any]], out: list[RecordLike],
+              taken_up_to: dict[TopicPartition, int]) -> None:
+        """Add the polled records from each partition's position on to `out`."""
+        with self._lock:
+            positions = dict(self._positions)
+        for tp, recs in got.items():
+            start = positions.get(tp.partition)
+            if start is None:
+                continue  # not seeked yet (or revoked): never process from a guess
+            if recs and recs[0].offset >= start:
+                out.extend(recs)
+            else:
+                out.extend(r for r in recs if r.offset >= start)
+            if recs:
+                taken_up_to[tp] = recs[-1].offset + 1
 
     @staticmethod
     def _backlog(consumer: KafkaConsumer, taken_up_to: dict[TopicPartition, int],
@@ -413,35 +449,38 @@ class ConsumerLoop:
         try:
             conn = self._connection(loop)
             result = loop.run(self.processor.process(PgVerifierStore(conn), batch, expected))
-        except Fenced as exc:
+        except Exception as exc:
+            ok = self._failed(exc, loop)
+            self._rewind(consumer, expected)
+            return ok
+        self._committed(consumer, result, epoch)
+        return True
+
+    def _failed(self, exc: Exception, loop: PrivateLoop) -> bool:
+        """Account for a batch that did not commit (called inside the except block).
+        True when the loop goes on at once, False when it backs off first."""
+        if isinstance(exc, Fenced):
             self.processor.forget()
             self.metrics.batch_failed("fenced")
             log.warning("%s; re-reading stored offsets", exc)
-            with self._lock:
-                for p in exc.partitions:
-                    if p in self._positions:
-                        self._need_seek.add(p)
-            self._rewind(consumer, expected)
+            with self._lock:  # before the rewind, which leaves partitions to seek alone
+                self._need_seek.update(p for p in exc.partitions if p in self._positions)
             return True
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                asyncpg.CannotConnectNowError, TimeoutError) as exc:
+        if isinstance(exc, asyncpg.DeadlockDetectedError):
+            self.metrics.batch_failed("deadlock")
+            log.warning("deadlock; batch retried")
+            return True
+        if isinstance(exc, _DATABASE_AWAY):
             self.db_ok = False
             self.metrics.batch_failed("database")
             log.warning("database unavailable (%s); batch dropped, retrying", type(exc).__name__)
-            self._drop_connection(loop)
-            self._rewind(consumer, expected)
-            return False
-        except asyncpg.DeadlockDetectedError:
-            self.metrics.batch_failed("deadlock")
-            log.warning("deadlock; batch retried")
-            self._rewind(consumer, expected)
-            return True
-        except Exception:
+        else:
             self.metrics.batch_failed("error")
             log.exception("batch failed; retried after backoff")
-            self._drop_connection(loop)
-            self._rewind(consumer, expected)
-            return False
+        self._drop_connection(loop)
+        return False
+
+    def _committed(self, consumer: KafkaConsumer, result: BatchResult, epoch: int) -> None:
         self.db_ok = True
         self.batches += 1
         commits = {}
@@ -460,7 +499,6 @@ class ConsumerLoop:
                 log.debug("kafka commit skipped: %s", type(exc).__name__)
         if self.on_commit is not None and result.changes:
             self.on_commit()
-        return True
 
     def _rewind_all(self, consumer: KafkaConsumer) -> None:
         """Seek every owned partition back to its stored offset (drops what was fetched)."""
