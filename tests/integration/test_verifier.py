@@ -14,6 +14,8 @@ import pytest
 from verifier_support import (
     SECRET,
     alert_rows,
+    assert_alerts_match,
+    expected_drafts,
     publish_envelopes,
     read_topic,
     shuffled,
@@ -29,7 +31,6 @@ from humiao.domain import events as ev
 from humiao.domain.values import Period, Program, Situation
 from humiao.verifier.service import Verifier, VerifierSettings
 from humiao.verifier.synthetic import at, citizen_id, city
-from verifier_expect import assert_alerts_match, expected_drafts
 
 pytestmark = [pytest.mark.integration]
 

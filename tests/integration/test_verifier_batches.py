@@ -9,13 +9,12 @@ from __future__ import annotations
 import random
 
 import pytest
-from verifier_support import alert_rows
+from verifier_support import alert_rows, assert_alerts_match, expected_drafts
 
 from desk_support import VerifierDriver
 from humiao.adapters.db import create_pool
 from humiao.domain.events import Envelope
 from humiao.verifier.synthetic import city
-from verifier_expect import assert_alerts_match, expected_drafts
 
 pytestmark = [pytest.mark.integration]
 

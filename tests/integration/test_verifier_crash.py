@@ -17,6 +17,8 @@ import asyncpg
 import pytest
 from verifier_support import (
     alert_rows,
+    assert_alerts_match,
+    expected_drafts,
     publish_envelopes,
     read_topic,
     shuffled,
@@ -28,7 +30,6 @@ from humiao.adapters.progress import wait_caught_up
 from humiao.adapters.topics import ensure_topics
 from humiao.config import KafkaSettings
 from humiao.verifier.synthetic import city
-from verifier_expect import assert_alerts_match, expected_drafts
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

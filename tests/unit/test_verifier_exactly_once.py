@@ -30,7 +30,7 @@ from humiao.domain.policy import PolicyBook
 from humiao.verifier.metrics import VerifierMetrics
 from humiao.verifier.processor import BatchResult, Fenced, InRecord, Processor
 from humiao.verifier.synthetic import city
-from verifier_expect import assert_alerts_match, expected_drafts
+from integration.verifier_support import assert_alerts_match, expected_drafts
 
 GROUP, TOPIC = "humiao-verifier", "events"
 
