@@ -122,6 +122,7 @@ class ConsumerLoop:
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
         self._conn: asyncpg.Connection | None = None
+        self._store: PgVerifierStore | None = None
         #: readiness inputs, written by the thread, read by the service's probe
         self.db_ok = False
         self.broker_ok = False
@@ -303,6 +304,12 @@ class ConsumerLoop:
             self._conn = loop.run(asyncpg.connect(self.dsn, timeout=10))
         return self._conn
 
+    def _store_on(self, conn: asyncpg.Connection) -> PgVerifierStore:
+        """The store over the consumer's connection, kept as long as the connection."""
+        if self._store is None or self._store.conn is not conn:
+            self._store = PgVerifierStore(conn)
+        return self._store
+
     def _drop_connection(self, loop: PrivateLoop) -> None:
         if self._conn is not None:
             self._conn.terminate()
@@ -448,7 +455,7 @@ class ConsumerLoop:
             return False
         try:
             conn = self._connection(loop)
-            result = loop.run(self.processor.process(PgVerifierStore(conn), batch, expected))
+            result = loop.run(self.processor.process(self._store_on(conn), batch, expected))
         except Exception as exc:
             ok = self._failed(exc, loop)
             self._rewind(consumer, expected)

@@ -32,15 +32,19 @@ def ref_from_text(text: str | None) -> Ref | None:
 
 
 class PgVerifierStore:
-    """The store over one connection (the consumer's own)."""
+    """The store over one connection (the consumer's own, kept while it lives)."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
+        #: the session's staging table exists (created by a committed batch)
+        self.staging = False
 
     @asynccontextmanager
     async def batch(self) -> AsyncIterator[PgBatch]:
         async with self.conn.transaction():
-            yield PgBatch(self.conn)
+            tx = PgBatch(self.conn, self.staging)
+            yield tx
+        self.staging = tx.staging  # a rolled-back CREATE TEMP TABLE is gone again
 
     async def ensure_offsets(self, group: str, topic: str, parts: Iterable[int]) -> dict[int, int]:
         return await ensure_offsets(self.conn, group, topic, parts)
@@ -90,8 +94,9 @@ _UPSERT_ALERT = (
 class PgBatch:
     """One batch's transaction (humiao.verifier.ports.BatchStore)."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, staging: bool = False) -> None:
         self.conn = conn
+        self.staging = staging
 
     async def lock_offsets(self, group: str, topic: str, parts: Iterable[int]) -> dict[int, int]:
         rows = await self.conn.fetch(
@@ -112,10 +117,13 @@ class PgBatch:
         if not facts:
             return set()
         conn = self.conn
-        await conn.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS facts_in (event_id text, kind text, child_key text,"
-            " part int, ref text, recorded_at timestamptz, payload bytea) ON COMMIT DELETE ROWS"
-        )
+        if not self.staging:  # once per session: a round trip less per batch after that
+            await conn.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS facts_in (event_id text, kind text,"
+                " child_key text, part int, ref text, recorded_at timestamptz, payload bytea)"
+                " ON COMMIT DELETE ROWS"
+            )
+            self.staging = True
         records = [
             (f.event_id, f.kind, f.child_key, f.part,
              None if f.ref is None else ref_text(f.ref), f.recorded_at, f.payload)
