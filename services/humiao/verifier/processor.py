@@ -11,9 +11,12 @@ fact and a child's reference to its subject comes second on a partition finds th
 first in the database. Exactly-once effects come from the offsets moving in the same
 transaction as the state, fenced by locking the offset rows first.
 
-Reads are one round per batch: what the in-memory working set (memory.py) lacks is
-loaded with a handful of queries; writes are one statement per table (arrays through
-`unnest`, COPY for versions). A child whose fact set did not change is not re-evaluated.
+The batch in three parts (docs/architecture.md): this orchestrator says the order of the
+steps; what a child's facts are, which children a batch touches and how corrections are
+followed is pure (domain/child_facts.py); every read and write goes through the batch's
+unit of work (ports.py; PostgreSQL in adapters/verifier_store.py). Reads are one round
+per batch: what the in-memory working set (memory.py) lacks is loaded with a handful of
+queries (working_set.py). A child whose fact set did not change is not re-evaluated.
 A held child keeps its indexed timeline: when what is new to it is payments, cycle
 closes and standards that no correction reaches, the timeline is extended by them and
 only the months they touch are checked again (domain/timeline.py `extended`,
