@@ -28,7 +28,11 @@ def ref_text(ref: Ref) -> str:
 
 
 def ref_from_text(text: str | None) -> Ref | None:
-    return None if text is None else Ref(_KINDS[text[0]], text[2:])
+    return None if text is None else _ref(text)
+
+
+def _ref(text: str) -> Ref:
+    return Ref(_KINDS[text[0]], text[2:])
 
 
 class PgVerifierStore:
@@ -142,18 +146,18 @@ class PgBatch:
     ) -> None:
         """Both in one statement, each set sorted (a stable lock order between instances)."""
         refs = sorted({(k, ref_text(r), p) for k, r, p in child_refs})
-        cops = sorted({(ref_text(r), p, e) for r, p, e in copies})
+        cops = sorted({(ref_text(r), p, e, r.corrects) for r, p, e in copies})
         if not refs and not cops:
             return
         await self.conn.execute(
             "WITH refs AS (INSERT INTO child_refs (child_key, ref, part)"
             " SELECT * FROM unnest($1::text[], $2::text[], $3::int[]) ON CONFLICT DO NOTHING)"
             " INSERT INTO fact_copies (ref, part, event_id, rare)"
-            " SELECT r, p, e, left(r, 2) IN ('d:', 'e:')"
-            " FROM unnest($4::text[], $5::int[], $6::text[]) AS t(r, p, e)"
+            " SELECT * FROM unnest($4::text[], $5::int[], $6::text[], $7::bool[])"
             " ON CONFLICT DO NOTHING",
             [r[0] for r in refs], [r[1] for r in refs], [r[2] for r in refs],
             [c[0] for c in cops], [c[1] for c in cops], [c[2] for c in cops],
+            [c[3] for c in cops],
         )
 
     async def fact_heads(self, event_ids: Iterable[str]) -> list[FactHead]:
@@ -175,13 +179,10 @@ class PgBatch:
     ) -> tuple[set[str], set[str]]:
         """Persons and regions through child_refs, disbursements through the payment's own
         fact row (migrations/006_disbursement_refs.sql); both sets in one query."""
-        asked = sorted(
-            {(ref_text(r), p, False) for r, p in pairs}
-            | {(ref_text(r), p, True) for r, p in rare_pairs}
-        )
+        asked = sorted({(r, p, False) for r, p in pairs} | {(r, p, True) for r, p in rare_pairs})
         if not asked:
             return set(), set()
-        paid = [a for a in asked if a[0].startswith("d:")]
+        paid = [a for a in asked if a[0].kind is RefKind.DISBURSEMENT]
         rows = await self.conn.fetch(
             "SELECT c.child_key, q.rare FROM child_refs c"
             " JOIN unnest($1::text[], $2::int[], $3::bool[]) AS q(ref, part, rare)"
@@ -191,8 +192,8 @@ class PgBatch:
             " JOIN unnest($4::text[], $5::int[], $6::bool[]) AS q(ref, part, rare)"
             " ON f.ref = q.ref AND f.part = q.part"
             " WHERE f.child_key IS NOT NULL",
-            [a[0] for a in asked], [a[1] for a in asked], [a[2] for a in asked],
-            [a[0] for a in paid], [a[1] for a in paid], [a[2] for a in paid],
+            [ref_text(a[0]) for a in asked], [a[1] for a in asked], [a[2] for a in asked],
+            [ref_text(a[0]) for a in paid], [a[1] for a in paid], [a[2] for a in paid],
         )
         return ({r["child_key"] for r in rows if not r["rare"]},
                 {r["child_key"] for r in rows if r["rare"]})
@@ -207,9 +208,7 @@ class PgBatch:
         )
         out: dict[str, tuple[int, list[Ref]]] = {}
         for r in rows:
-            out.setdefault(r["child_key"], (r["part"], []))[1].append(
-                Ref(_KINDS[r["ref"][0]], r["ref"][2:])
-            )
+            out.setdefault(r["child_key"], (r["part"], []))[1].append(_ref(r["ref"]))
         return out
 
     async def load_facts(
