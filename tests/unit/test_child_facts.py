@@ -106,6 +106,8 @@ def test_corrections_are_followed_transitively() -> None:
             undo_pay.event_id: undo_pay},
         Ref(RefKind.EVENT, undo_pay.event_id): {undo_undo.event_id: undo_undo},
     }])
+    assert index.touches(payment) and index.touches(undo_pay)
+    assert not index.touches(undo_undo) and not index.touches(paid("2024-02"))
     facts = {payment.event_id: payment}
     added = follow_corrections(facts, [payment], index)
     assert set(added) == {undo_pay.event_id, undo_undo.event_id}

@@ -240,6 +240,13 @@ class CorrectionIndex:
     def __bool__(self) -> bool:
         return bool(self.retracting or self.reversing)
 
+    def touches(self, env: ev.Envelope) -> bool:
+        """Whether a correction reaches the fact (`reaches` without building the list)."""
+        if env.event_id in self.retracting:
+            return True
+        body = env.body
+        return type(body) is ev.Disbursement and body.disbursement_id in self.reversing
+
     def reaches(self, env: ev.Envelope) -> list[ev.Envelope]:
         """The corrections of one fact: its retractions, and a payment's reversals."""
         found = self.retracting.get(env.event_id) or []
@@ -304,8 +311,11 @@ def grown(
     when what is new to it cannot be told from what it had: a ref no longer held, a
     newly named person or region with facts."""
     added = _added_to_held(held, refs, new_own, sources)
-    if added is None or any(index.reaches(env) for env in added):
+    if added is None:
         return None
+    for env in added:
+        if index.touches(env):
+            return None
     indexed = extended(held.indexed, added)
     if indexed is None:
         return None
