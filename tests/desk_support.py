@@ -26,6 +26,7 @@ from grpc_status import rpc_status
 
 from humiao.adapters.codec import envelope_to_proto
 from humiao.adapters.db import create_pool
+from humiao.adapters.verifier_store import PgVerifierStore
 from humiao.api.alerts.v1 import alerts_pb2
 from humiao.api.desk.v1 import desk_pb2, desk_pb2_grpc
 from humiao.desk.auth import StaffDirectory, hash_token, parse_credentials
@@ -35,7 +36,6 @@ from humiao.domain import events as ev
 from humiao.domain.identity import citizen_id_check_char, pseudonym
 from humiao.domain.policy import PolicyBook
 from humiao.domain.values import Period, Program, Situation
-from humiao.verifier import store
 from humiao.verifier.metrics import VerifierMetrics
 from humiao.verifier.processor import InRecord, Processor
 
@@ -141,8 +141,9 @@ class VerifierDriver:
         batch = self.processor.prepare(TOPIC, records)
         assert not batch.dead, batch.dead
         async with self.pool.acquire() as conn:
-            expected = await store.ensure_offsets(conn, GROUP, TOPIC, [0])
-            await self.processor.process(conn, batch, expected)
+            store = PgVerifierStore(conn)
+            expected = await store.ensure_offsets(GROUP, TOPIC, [0])
+            await self.processor.process(store, batch, expected)
         self.offset += len(records)
 
 

@@ -24,11 +24,11 @@ from verifier_support import (
 
 from humiao.adapters.alerts_codec import alert_version_from_bytes
 from humiao.adapters.codec import envelope_to_proto
+from humiao.adapters.progress import wait_caught_up
 from humiao.adapters.topics import ensure_topics
 from humiao.config import KafkaSettings
 from humiao.domain import events as ev
 from humiao.domain.values import Period, Program, Situation
-from humiao.verifier.progress import wait_caught_up
 from humiao.verifier.service import Verifier, VerifierSettings
 from humiao.verifier.synthetic import at, citizen_id, city
 

@@ -26,9 +26,9 @@ from verifier_support import (
 )
 
 from humiao.adapters.db import create_pool
+from humiao.adapters.progress import wait_caught_up
 from humiao.adapters.topics import ensure_topics
 from humiao.config import KafkaSettings
-from humiao.verifier.progress import wait_caught_up
 from humiao.verifier.synthetic import city
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]

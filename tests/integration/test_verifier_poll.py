@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from humiao.adapters.kafka_bridge import new_producer
+from humiao.adapters.verifier_consumer import ConsumerLoop
 from humiao.config import KafkaSettings
-from humiao.verifier.consumer import ConsumerLoop
 
 pytestmark = [pytest.mark.integration]
 
@@ -28,7 +29,7 @@ def _topic_with_small_batches(settings: KafkaSettings, records: int) -> str:
         admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
     finally:
         admin.close()
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=0)
+    producer = new_producer(settings.bootstrap, "humiao-tests", linger_ms=0)
     try:
         for i in range(records):
             producer.send(topic, value=b"record %d" % i, partition=0)

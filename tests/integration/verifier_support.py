@@ -10,9 +10,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import asyncpg
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 
 from humiao.adapters.codec import envelope_to_proto
+from humiao.adapters.kafka_bridge import new_producer
 from humiao.adapters.topics import routing_key
 from humiao.config import KafkaSettings
 from humiao.domain import events as ev
@@ -33,10 +34,8 @@ def publish_envelopes(
     """Produce as ingest does: child facts keyed by the child's pseudonym (default
     partitioner), person/region/reference facts copied to every partition. `raw` adds
     (partition, bytes) records as they are. Returns the number of records produced."""
-    producer = KafkaProducer(
-        bootstrap_servers=settings.bootstrap, linger_ms=5, acks="all",
-        max_request_size=8 * 1024 * 1024,
-    )
+    producer = new_producer(settings.bootstrap, "humiao-tests", linger_ms=5, acks="all",
+                            max_request_size=8 * 1024 * 1024)
     n = 0
     try:
         for env in envelopes:
@@ -130,7 +129,7 @@ def read_topic(settings: KafkaSettings, topic: str, timeout: float = 10.0) -> li
     """Every record now on `topic` (all partitions), read without a group.
 
     The end is each partition's fetch high watermark, not ListOffsets: the embedded
-    broker answers ListOffsets short of the end (see humiao.verifier.progress)."""
+    broker answers ListOffsets short of the end (see humiao.adapters.progress)."""
     import time
 
     consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from humiao.verifier.memory import ChildFacts, Memory, Staged
+from humiao.domain.child_facts import ChildFacts
+from humiao.verifier.memory import Memory, Staged
 
 
 def _child(key: str, facts: int) -> ChildFacts:

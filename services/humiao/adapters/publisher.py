@@ -1,8 +1,8 @@
 """Publishing validated envelopes to the events topic with kafka-python.
 
-kafka-python is blocking and grpc.aio/asyncpg are asyncio: this adapter is where the two
-meet. Every producer call (construction, send, waiting for acks, close) runs in a worker
-thread via asyncio.to_thread, so the event loop never blocks on the broker.
+kafka-python is blocking and grpc.aio/asyncpg are asyncio: every producer call
+(construction, send, waiting for acks, close) runs on the publisher's own threads
+(adapters/kafka_bridge.py, `BlockingCalls`), so the event loop never blocks on the broker.
 
 Routing (humiao.adapters.topics.routing_key): child facts go to the partition of the
 child's pseudonymous key; person, region and reference facts are sent once to EVERY
@@ -28,9 +28,9 @@ from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
-from kafka.net.compat import KafkaNetClient
 
 from humiao.adapters.codec import envelope_to_proto
+from humiao.adapters.kafka_bridge import BlockingCalls, new_producer
 from humiao.adapters.topics import routing_key
 from humiao.config import KafkaSettings
 from humiao.domain.events import Envelope
@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: How long a readiness probe waits for a fresh producer before saying "not yet".
 PROBE_WAIT_SECONDS = 0.5
+#: Threads for the producer's blocking calls: concurrent publishes wait on acks in parallel.
+_WORKERS = 8
 #: (key, value, broadcast to every partition)
 _Record = tuple[bytes, bytes, bool]
 
@@ -104,7 +106,8 @@ class EventPublisher:
     Build with `open()`; safe for concurrent publishes."""
 
     def __init__(self, producer: KafkaProducer, settings: KafkaSettings, secret: bytes,
-                 options: PublisherOptions) -> None:
+                 options: PublisherOptions, calls: BlockingCalls) -> None:
+        self._calls = calls
         self._producer: KafkaProducer | None = producer
         self._settings = settings
         self._secret = secret
@@ -123,10 +126,15 @@ class EventPublisher:
     ) -> EventPublisher:
         """Connect (in a thread); raises KafkaError if the broker does not answer."""
         opts = options or PublisherOptions()
-        producer = await asyncio.to_thread(_build_producer, settings, opts, None)
-        publisher = cls(producer, settings, secret, opts)
+        calls = BlockingCalls("humiao-ingest-kafka", _WORKERS)
         try:
-            await asyncio.to_thread(publisher._partitions, producer)  # the topic's metadata now
+            producer = await calls(_build_producer, settings, opts, None)
+        except BaseException:
+            calls.shutdown()
+            raise
+        publisher = cls(producer, settings, secret, opts, calls)
+        try:
+            await calls(publisher._partitions, producer)  # the topic's metadata now
         except BaseException:
             await publisher.close()
             raise
@@ -159,7 +167,7 @@ class EventPublisher:
             if self._producer is not None:
                 return self._producer
             if self._building is None:
-                self._building = asyncio.ensure_future(asyncio.to_thread(
+                self._building = asyncio.ensure_future(self._calls(
                     _build_producer, self._settings, self._options, bootstrap_timeout_ms))
                 self._building.add_done_callback(self._built)
             build = self._building
@@ -192,7 +200,7 @@ class EventPublisher:
 
     def _retire_in_background(self, producer: KafkaProducer) -> None:
         task = asyncio.get_running_loop().create_task(
-            asyncio.to_thread(_close_producer, producer, 0.0))
+            self._calls(_close_producer, producer, 0.0))
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
 
@@ -211,7 +219,7 @@ class EventPublisher:
             self._healthy = False
             raise PublishError(f"Kafka unavailable: {type(exc).__name__}", frozenset()) from exc
         job = asyncio.ensure_future(
-            asyncio.to_thread(self._send_all, producer, records, timestamp_ms, deadline))
+            self._calls(self._send_all, producer, records, timestamp_ms, deadline))
         try:
             # The thread keeps the same deadline; the margin covers thread scheduling only.
             published, error = await asyncio.wait_for(asyncio.shield(job), _left(deadline) + 1.0)
@@ -279,7 +287,7 @@ class EventPublisher:
 
     async def reachable(self, timeout: float = 1.0) -> bool:
         """True if some bootstrap broker accepts a TCP connection (a cheap liveness sign)."""
-        return await asyncio.to_thread(bootstrap_reachable, self._settings.bootstrap, timeout)
+        return await self._calls(bootstrap_reachable, self._settings.bootstrap, timeout)
 
     async def ready(self) -> bool:
         """Readiness: after a failed publish, False until a fresh producer has bootstrapped
@@ -307,11 +315,12 @@ class EventPublisher:
             self._closed = True
             producer, self._producer = self._producer, None
         if producer is not None:
-            await asyncio.to_thread(_close_producer, producer, timeout)
+            await self._calls(_close_producer, producer, timeout)
         if self._building is not None:  # `_built` closes what it brings
             await asyncio.wait([self._building])
         if self._retiring:
             await asyncio.gather(*self._retiring, return_exceptions=True)
+        self._calls.shutdown(wait=False)  # idle now; a send past its deadline ends alone
 
 
 def _left(deadline: float) -> float:
@@ -320,27 +329,9 @@ def _left(deadline: float) -> float:
 
 def _build_producer(settings: KafkaSettings, options: PublisherOptions,
                     bootstrap_timeout_ms: int | None) -> KafkaProducer:
-    """Blocking: a connected producer (raises KafkaError if the broker does not answer).
-    A failed construction leaves its network client open (socket, selector, wakeup
-    pipe): it is closed here, or every failed probe during an outage would leak them."""
-    clients: list[Any] = []
-
-    def client(**configs: Any) -> Any:
-        made = KafkaNetClient(**configs)
-        clients.append(made)
-        return made
-
-    try:
-        return KafkaProducer(bootstrap_servers=settings.bootstrap, client_id="humiao-ingest",
-                             kafka_client=client,
-                             **options.producer_config(bootstrap_timeout_ms))
-    except BaseException:
-        for made in clients:
-            try:
-                made.close()
-            except Exception as exc:  # the construction error is the one to report
-                log.debug("closing a half-built kafka client: %s", type(exc).__name__)
-        raise
+    """Blocking: a connected producer (raises KafkaError if the broker does not answer)."""
+    return new_producer(settings.bootstrap, "humiao-ingest",
+                        **options.producer_config(bootstrap_timeout_ms))
 
 
 def _close_producer(producer: KafkaProducer, timeout: float) -> None:

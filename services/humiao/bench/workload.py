@@ -169,10 +169,10 @@ def encode(envelopes: Iterable[ev.Envelope], secret: bytes
 def produce(bootstrap: str, topic: str, partitions: int,
             records: Iterable[tuple[bytes, bytes, bool]]) -> tuple[int, int]:
     """Send every record (broadcast ones to every partition); (events, records) sent."""
-    from kafka import KafkaProducer
+    from humiao.adapters.kafka_bridge import new_producer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
-                             batch_size=512 * 1024, acks=1, client_id="humiao-bench")
+    producer = new_producer(bootstrap, "humiao-bench", linger_ms=20, batch_size=512 * 1024,
+                            acks=1)
     events = sent = 0
     try:
         for key, value, broadcast in records:

@@ -29,9 +29,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from humiao.adapters.progress import DEFAULT_GROUP
 from humiao.config import KafkaSettings
 from humiao.stack.database import ensure_database, resolve_admin_dsn, with_database
-from humiao.verifier.progress import DEFAULT_GROUP
 
 #: Start order; `stop_stack` stops them in this order too: ingest first so nothing new
 #: arrives, then the verifier (it finishes and commits its batch), then the desk.
@@ -531,7 +531,7 @@ def stop_leftovers(state: StackState, keep_broker: bool) -> None:
 
 def verifier_lag(state: StackState) -> list[Any]:
     """Per partition: committed and end offsets of the events topic (PartitionProgress)."""
-    from humiao.verifier.progress import lag_sync
+    from humiao.adapters.progress import lag_sync
 
     return list(lag_sync(state.database_url, state.kafka, state.verifier_group))
 
@@ -550,7 +550,7 @@ def wait_until_processed(
     The end offsets are taken once, at the call: later publishers do not move the goal.
     Returns the seconds waited; raises TimeoutError naming the remaining lag.
     """
-    from humiao.verifier.progress import lag, topic_bounds
+    from humiao.adapters.progress import lag, topic_bounds
 
     started = time.monotonic()
     _, goal = topic_bounds(kafka)

@@ -18,31 +18,11 @@ on the count alone bounds nothing. The count cap is kept as a second, coarse bou
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from humiao.domain.child_facts import ChildFacts, Facts, Ref, RefKey
 from humiao.domain.events import Envelope
-from humiao.domain.timeline import IndexedTimeline
-
-RefKey = tuple[str, int]  # (ref, partition)
-
-
-@dataclass(slots=True)
-class ChildFacts:
-    child_id: str
-    part: int
-    #: the child's own facts by event id
-    own: dict[str, Envelope]
-    #: refs its facts name ('p:<person key>', 'r:<region>'; disbursements go by `rare`)
-    refs: set[str]
-    #: size of the fact set at its last committed evaluation (sets only grow)
-    evaluated: int
-    #: reversals and retractions found to concern it (None: none), kept so a batch that
-    #: brings no correction need not search its whole history for them again
-    corrections: dict[str, Envelope] | None
-    #: the timeline of its fact set as of `evaluated`, which new payments, cycle closes
-    #: and standards extend (timeline.extended) instead of indexing the history again
-    indexed: IndexedTimeline
+from humiao.verifier.lru import Lru
 
 
 @dataclass
@@ -50,12 +30,12 @@ class Staged:
     """What a batch learned, applied to the memory only once the batch commits."""
 
     children: dict[str, ChildFacts] = field(default_factory=dict)
-    refs: dict[RefKey, dict[str, Envelope]] = field(default_factory=dict)
+    refs: dict[RefKey, Facts] = field(default_factory=dict)
     #: person and region fact copies processed: ((ref, partition), envelope)
     broadcast: list[tuple[RefKey, Envelope]] = field(default_factory=list)
     #: reversal and retraction copies processed: ((ref, partition), envelope)
     rare: list[tuple[RefKey, Envelope]] = field(default_factory=list)
-    loaded_rare: dict[int, dict[str, dict[str, Envelope]]] = field(default_factory=dict)
+    loaded_rare: dict[int, dict[Ref, Facts]] = field(default_factory=dict)
 
 
 class Memory:
@@ -66,45 +46,42 @@ class Memory:
         max_facts: int = 2_000_000,
     ) -> None:
         self.max_children = max_children
-        self.max_refs = max_refs
-        #: own facts (envelopes) held across cached children at most
         self.max_facts = max_facts
-        self.children: OrderedDict[str, ChildFacts] = OrderedDict()
-        #: own facts held per cached child, as counted when it was stored
-        self._sizes: dict[str, int] = {}
-        #: sum of `_sizes`
-        self.facts_held = 0
+        #: cached children, weighed by the own facts they held when stored
+        self.children: Lru[str, ChildFacts] = Lru(max_children, max_weight=max_facts)
         #: facts about each (ref, partition) held: complete as of that partition's position
-        self.refs: OrderedDict[RefKey, dict[str, Envelope]] = OrderedDict()
-        #: per partition, every reversal ('d:<disbursement id>') and retraction
-        #: ('e:<event id>') processed there, by ref
-        self.rare: dict[int, dict[str, dict[str, Envelope]]] = {}
+        self.refs: Lru[RefKey, Facts] = Lru(max_refs)
+        #: per partition, every reversal (a disbursement ref) and retraction (an event
+        #: ref) processed there, by ref
+        self.rare: dict[int, dict[Ref, Facts]] = {}
+
+    @property
+    def facts_held(self) -> int:
+        """Own facts (envelopes) held across cached children."""
+        return self.children.weight
 
     def clear(self) -> None:
         self.children.clear()
-        self._sizes.clear()
-        self.facts_held = 0
         self.refs.clear()
         self.rare.clear()
 
     def child(self, key: str) -> ChildFacts | None:
         return self.children.get(key)
 
+    def known_refs(self, key: str) -> set[Ref] | None:
+        """The refs a held child names (None: not held)."""
+        c = self.children.get(key)
+        return None if c is None else c.refs
+
     def apply(self, staged: Staged) -> None:
         if self.max_children <= 0 or self.max_facts <= 0:
             return
         for part, loaded in staged.loaded_rare.items():
             self.rare.setdefault(part, loaded)
-        sizes = self._sizes
         for key, cf in staged.children.items():
-            self.children[key] = cf
-            self.children.move_to_end(key)
-            size = len(cf.own)
-            self.facts_held += size - sizes.get(key, 0)
-            sizes[key] = size
+            self.children.put(key, cf, weight=len(cf.own))
         for rk, facts in staged.refs.items():
-            self.refs[rk] = facts
-            self.refs.move_to_end(rk)
+            self.refs.put(rk, facts)
         for ref_key, env in staged.broadcast:
             held = self.refs.get(ref_key)
             if held is not None:
@@ -113,10 +90,3 @@ class Memory:
             known = self.rare.get(part)
             if known is not None:
                 known.setdefault(ref, {})[env.event_id] = env
-        while self.children and (
-            len(self.children) > self.max_children or self.facts_held > self.max_facts
-        ):
-            key, _ = self.children.popitem(last=False)
-            self.facts_held -= sizes.pop(key)
-        while len(self.refs) > self.max_refs:
-            self.refs.popitem(last=False)

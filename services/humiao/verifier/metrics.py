@@ -11,6 +11,7 @@ import bisect
 import contextlib
 import time
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -159,6 +160,18 @@ class VerifierMetrics:
     def alert_reopened(self, code: str, amount_fen: int) -> None:
         ALERTS_REOPENED.labels(code).inc()
         AMOUNT_AT_RISK.labels(code).inc(max(0, amount_fen))
+
+    def alerts_changed(
+        self, notes: Iterable[tuple[str, str, int, Mapping[str, Any] | None]]
+    ) -> None:
+        """Transitions of a committed batch: (code, status, amount at risk, old row)."""
+        for code, status, amount, old in notes:
+            if old is None:
+                self.alert_raised(code, amount)
+            elif status == "WITHDRAWN" and old["status"] != "WITHDRAWN":
+                self.alert_withdrawn(code)
+            elif status == "REOPENED" and old["status"] != "REOPENED":
+                self.alert_reopened(code, amount)
 
     def lag(self, partition: int, records: int) -> None:
         CONSUMER_LAG.labels(str(partition)).set(max(0, records))

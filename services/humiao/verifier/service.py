@@ -19,17 +19,17 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from humiao.adapters.db import create_pool
+from humiao.adapters.deadletter import DeadLetterPublisher
+from humiao.adapters.outbox import OutboxRelay
+from humiao.adapters.progress import DEFAULT_GROUP
 from humiao.adapters.topics import ensure_topics
+from humiao.adapters.verifier_consumer import ConsumerLoop
 from humiao.config import DatabaseSettings, KafkaSettings, PrivacySettings, ServiceSettings
 from humiao.domain.policy import PolicyBook
 from humiao.runtime import run_grpc_service, setup_logging
 from humiao.verifier.collector import BatchCollector
-from humiao.verifier.consumer import ConsumerLoop
-from humiao.verifier.deadletter import DeadLetterPublisher
 from humiao.verifier.metrics import VerifierMetrics
-from humiao.verifier.outbox import OutboxRelay
 from humiao.verifier.processor import Processor
-from humiao.verifier.progress import DEFAULT_GROUP
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,7 @@ class Verifier:
             pool,
             bootstrap=self.kafka.bootstrap,
             topic=self.kafka.alerts_topic,
+            deadletter_topic=self.kafka.deadletter_topic,
             metrics=self.metrics,
             batch=s.humiao_verifier_outbox_batch,
         )

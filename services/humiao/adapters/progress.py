@@ -5,20 +5,17 @@ PostgreSQL) against the end of the events topic. Used by `humiao ingest --wait`,
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 import asyncpg
 from kafka import KafkaConsumer, TopicPartition
 
+from humiao.adapters.kafka_bridge import call_once
 from humiao.adapters.topics import log_end_offsets
+from humiao.adapters.verifier_store import stored_offsets
 from humiao.config import KafkaSettings
-from humiao.verifier import store
 
 DEFAULT_GROUP = "humiao-verifier"
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -50,41 +47,20 @@ def topic_bounds(
     return {tp.partition: off for tp, off in begin.items()}, ends
 
 
-async def _in_thread(fn: Callable[[], T]) -> T:
-    """Run a blocking call on a short-lived thread of our own (joined before returning)."""
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[T] = loop.create_future()
-
-    def run() -> None:
-        try:
-            result = fn()
-        except BaseException as exc:
-            loop.call_soon_threadsafe(fut.set_exception, exc)
-        else:
-            loop.call_soon_threadsafe(fut.set_result, result)
-
-    thread = threading.Thread(target=run, name="humiao-progress")
-    thread.start()
-    try:
-        return await fut
-    finally:
-        thread.join()
-
-
 async def lag(
     db: str | asyncpg.Pool, settings: KafkaSettings, group: str = DEFAULT_GROUP
 ) -> list[PartitionProgress]:
     """Progress of every partition of the events topic (committed -1 counts as the start)."""
-    begin, end = await _in_thread(lambda: topic_bounds(settings))
+    begin, end = await call_once("humiao-progress", lambda: topic_bounds(settings))
     if isinstance(db, str):
         conn = await asyncpg.connect(db)
         try:
-            stored = await store.stored_offsets(conn, group, settings.events_topic)
+            stored = await stored_offsets(conn, group, settings.events_topic)
         finally:
             await conn.close()
     else:
         async with db.acquire() as conn:
-            stored = await store.stored_offsets(conn, group, settings.events_topic)
+            stored = await stored_offsets(conn, group, settings.events_topic)
     out = []
     for p in sorted(end):
         committed = stored.get(p, -1)

@@ -1,10 +1,10 @@
 """The Kafka side of the verifier: a consumer-group member that feeds micro-batches to the
 processor and moves offsets only through the database.
 
-Threading decision (made here, once): kafka-python is blocking and asyncpg is asyncio, so
+Threading (adapters/kafka_bridge.py): kafka-python is blocking and asyncpg is asyncio, so
 the consumer runs a *synchronous poll loop on a thread of its own*, and that thread owns
-a private asyncio event loop and one dedicated PostgreSQL connection, on which it runs
-`loop.run_until_complete(processor.process(...))` for each batch. Batches are processed
+a `PrivateLoop` and one dedicated PostgreSQL connection, on which it runs
+`processor.process(...)` for each batch. Batches are processed
 strictly one after the other (they must be: offsets of one partition commit in order),
 so one connection is all the loop needs, and the service's main loop (gRPC health,
 metrics, the outbox relay) never waits on Kafka or on a batch.
@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import asyncpg
@@ -36,11 +36,18 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.structs import OffsetAndMetadata
 
-from humiao.verifier import store
+from humiao.adapters.deadletter import DeadLetterPublisher
+from humiao.adapters.kafka_bridge import PrivateLoop
+from humiao.adapters.verifier_store import PgVerifierStore, ensure_offsets
 from humiao.verifier.collector import BatchCollector
-from humiao.verifier.deadletter import DeadLetterPublisher
 from humiao.verifier.metrics import VerifierMetrics
-from humiao.verifier.processor import Fenced, PreparedBatch, Processor, RecordLike
+from humiao.verifier.processor import (
+    BatchResult,
+    Fenced,
+    PreparedBatch,
+    Processor,
+    RecordLike,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +55,11 @@ log = logging.getLogger(__name__)
 _FILL_SECONDS = 5.0
 #: Records waiting on the broker that make a backlog (10 s of traffic at 1,000 events/s).
 _BACKLOG = 10_000
+#: Errors that mean PostgreSQL is away (the batch is dropped and retried after backoff).
+_DATABASE_AWAY = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                  asyncpg.CannotConnectNowError, TimeoutError)
+#: A polled batch, decoded, and the assignment epoch it was polled in.
+_Ready = tuple[PreparedBatch, int]
 
 
 class _Listener(ConsumerRebalanceListener):
@@ -110,6 +122,7 @@ class ConsumerLoop:
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
         self._conn: asyncpg.Connection | None = None
+        self._store: PgVerifierStore | None = None
         #: readiness inputs, written by the thread, read by the service's probe
         self.db_ok = False
         self.broker_ok = False
@@ -161,7 +174,7 @@ class ConsumerLoop:
     # --- the thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
-        loop = asyncio.new_event_loop()
+        loop = PrivateLoop()
         try:
             self._main(loop)
         except BaseException as exc:  # the service sees it through `failure`
@@ -170,14 +183,13 @@ class ConsumerLoop:
         finally:
             if self._conn is not None:
                 try:
-                    loop.run_until_complete(asyncio.wait_for(self._conn.close(), 5))
+                    loop.run(asyncio.wait_for(self._conn.close(), 5))
                 except Exception:
                     self._conn.terminate()
                 self._conn = None
             try:
                 self.deadletters.close()
             finally:
-                loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.close()
                 self._done.set()
 
@@ -195,8 +207,8 @@ class ConsumerLoop:
             heartbeat_interval_ms=max(100, self.session_timeout_ms // 4),
         )
 
-    def _main(self, loop: asyncio.AbstractEventLoop) -> None:
-        backoff = _Backoff()
+    def _connect(self, backoff: _Backoff) -> KafkaConsumer | None:
+        """The consumer, once the broker answers (None: stopped before it did)."""
         while not self._stop.is_set() and self._consumer is None:
             try:
                 self._consumer = self._make_consumer()
@@ -204,7 +216,11 @@ class ConsumerLoop:
                 self.broker_ok = False
                 log.warning("broker unavailable (%s); retrying", type(exc).__name__)
                 self._sleep(backoff.next())
-        consumer = self._consumer
+        return self._consumer
+
+    def _main(self, loop: PrivateLoop) -> None:
+        backoff = _Backoff()
+        consumer = self._connect(backoff)
         if consumer is None:
             return
         self.broker_ok = True
@@ -212,49 +228,10 @@ class ConsumerLoop:
         decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.client_id}-decode")
         # One batch is decoded while the one before it is in its transaction (which mostly
         # waits on PostgreSQL): `ready` is a polled and decoded batch not yet processed.
-        ready: tuple[PreparedBatch, int] | None = None
+        ready: _Ready | None = None
         try:
             while not self._stop.is_set():
-                if self._need_seek:
-                    if ready is not None:
-                        self._rewind_all(consumer)
-                        ready = None
-                    if not self._seek_pending(consumer, loop):
-                        self._sleep(backoff.next())
-                        consumer.poll(timeout_ms=0)  # stay in the group while the DB is away
-                        continue
-                with self._lock:
-                    epoch = self._epoch
-                records = self._poll(consumer, wait=ready is None)
-                decoding = (
-                    decoder.submit(self.processor.prepare, self.topic, records) if records else None
-                )
-                if ready is not None:
-                    batch, polled_in = ready
-                    ready = None
-                    if polled_in != self._epoch:
-                        ok = False  # a rebalance ran since it was polled: read it again
-                        self._rewind_all(consumer)
-                        if decoding is not None:
-                            decoding.result()
-                            decoding = None
-                    else:
-                        ok = self._process(consumer, loop, batch, polled_in)
-                        if ok and self.collector is not None:
-                            self.collector.after_batch()
-                    if not ok:
-                        if decoding is not None:  # it follows the failed batch: drop it too
-                            decoding.result()
-                            decoding = None
-                            self._rewind_all(consumer)
-                        if polled_in == self._epoch:
-                            self._sleep(backoff.next())
-                        continue
-                    backoff.reset()
-                if decoding is not None:
-                    ready = (decoding.result(), epoch)
-                elif ready is None and self.collector is not None:
-                    self.collector.idle()
+                ready = self._turn(consumer, loop, decoder, ready, backoff)
             # Stopping: the batch in its transaction has committed; one decoded but not yet
             # processed is read again by whoever owns its partitions next.
         finally:
@@ -265,17 +242,80 @@ class ConsumerLoop:
                 log.warning("closing consumer: %s", type(exc).__name__)
             self._consumer = None
 
-    def _connection(self, loop: asyncio.AbstractEventLoop) -> asyncpg.Connection:
+    def _turn(
+        self, consumer: KafkaConsumer, loop: PrivateLoop, decoder: ThreadPoolExecutor,
+        ready: _Ready | None, backoff: _Backoff,
+    ) -> _Ready | None:
+        """One turn of the loop: seek what was assigned, poll the next batch and decode it
+        while the ready one is processed. Returns the batch ready for the next turn."""
+        if self._need_seek:
+            if ready is not None:
+                self._rewind_all(consumer)
+                ready = None
+            if not self._seek_pending(consumer, loop):
+                self._sleep(backoff.next())
+                consumer.poll(timeout_ms=0)  # stay in the group while the DB is away
+                return None
+        with self._lock:
+            epoch = self._epoch
+        records = self._poll(consumer, wait=ready is None)
+        decoding = decoder.submit(self._decode, records) if records else None
+        if ready is not None and not self._run_ready(consumer, loop, ready, decoding, backoff):
+            return None
+        if decoding is not None:
+            return decoding.result(), epoch
+        if self.collector is not None:
+            self.collector.idle()
+        return None
+
+    def _run_ready(
+        self, consumer: KafkaConsumer, loop: PrivateLoop, ready: _Ready,
+        decoding: Future[PreparedBatch] | None, backoff: _Backoff,
+    ) -> bool:
+        """Process the batch decoded last turn. False when it must be read again; the
+        batch being decoded, which follows it, is then dropped too."""
+        batch, polled_in = ready
+        if polled_in != self._epoch:
+            ok = False  # a rebalance ran since it was polled: read it again
+            self._rewind_all(consumer)
+            if decoding is not None:
+                decoding.result()
+                decoding = None
+        else:
+            ok = self._process(consumer, loop, batch, polled_in)
+            if ok and self.collector is not None:
+                self.collector.after_batch()
+        if ok:
+            backoff.reset()
+            return True
+        if decoding is not None:
+            decoding.result()
+            self._rewind_all(consumer)
+        if polled_in == self._epoch:
+            self._sleep(backoff.next())
+        return False
+
+    def _decode(self, records: list[RecordLike]) -> PreparedBatch:
+        """Decode and validate a polled batch (on the decoder thread; no I/O)."""
+        return self.processor.prepare(self.topic, records)
+
+    def _connection(self, loop: PrivateLoop) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
-            self._conn = loop.run_until_complete(asyncpg.connect(self.dsn, timeout=10))
+            self._conn = loop.run(asyncpg.connect(self.dsn, timeout=10))
         return self._conn
 
-    def _drop_connection(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _store_on(self, conn: asyncpg.Connection) -> PgVerifierStore:
+        """The store over the consumer's connection, kept as long as the connection."""
+        if self._store is None or self._store.conn is not conn:
+            self._store = PgVerifierStore(conn)
+        return self._store
+
+    def _drop_connection(self, loop: PrivateLoop) -> None:
         if self._conn is not None:
             self._conn.terminate()
             self._conn = None
 
-    def _seek_pending(self, consumer: KafkaConsumer, loop: asyncio.AbstractEventLoop) -> bool:
+    def _seek_pending(self, consumer: KafkaConsumer, loop: PrivateLoop) -> bool:
         """Seek newly assigned partitions to their stored offsets; False if the DB failed."""
         with self._lock:
             pending = sorted(self._need_seek)
@@ -287,9 +327,7 @@ class ConsumerLoop:
             return True
         try:
             conn = self._connection(loop)
-            stored = loop.run_until_complete(
-                store.ensure_offsets(conn, self.group, self.topic, pending)
-            )
+            stored = loop.run(ensure_offsets(conn, self.group, self.topic, pending))
             self.db_ok = True
         except Exception as exc:
             self.db_ok = False
@@ -356,24 +394,29 @@ class ConsumerLoop:
                 if deadline is None:
                     break  # idle: let the caller look at the stop flag and pending seeks
                 continue  # the top of the loop decides whether the batch is closed
-            with self._lock:
-                positions = dict(self._positions)
-            for tp, recs in got.items():
-                start = positions.get(tp.partition)
-                if start is None:
-                    continue  # not seeked yet (or revoked): never process from a guess
-                if recs and recs[0].offset >= start:
-                    out.extend(recs)
-                else:
-                    out.extend(r for r in recs if r.offset >= start)
-                if recs:
-                    taken_up_to[tp] = recs[-1].offset + 1
+            self._take(got, out, taken_up_to)
             now = time.monotonic()
             if deadline is None:
                 deadline = now + self.linger_ms / 1000
             if fill_until is None:
                 fill_until = now + _FILL_SECONDS
         return out
+
+    def _take(self, got: dict[TopicPartition, list[Any]], out: list[RecordLike],
+              taken_up_to: dict[TopicPartition, int]) -> None:
+        """Add the polled records from each partition's position on to `out`."""
+        with self._lock:
+            positions = dict(self._positions)
+        for tp, recs in got.items():
+            start = positions.get(tp.partition)
+            if start is None:
+                continue  # not seeked yet (or revoked): never process from a guess
+            if recs and recs[0].offset >= start:
+                out.extend(recs)
+            else:
+                out.extend(r for r in recs if r.offset >= start)
+            if recs:
+                taken_up_to[tp] = recs[-1].offset + 1
 
     @staticmethod
     def _backlog(consumer: KafkaConsumer, taken_up_to: dict[TopicPartition, int],
@@ -391,7 +434,7 @@ class ConsumerLoop:
     def _process(
         self,
         consumer: KafkaConsumer,
-        loop: asyncio.AbstractEventLoop,
+        loop: PrivateLoop,
         batch: PreparedBatch,
         epoch: int,
     ) -> bool:
@@ -412,36 +455,39 @@ class ConsumerLoop:
             return False
         try:
             conn = self._connection(loop)
-            result = loop.run_until_complete(self.processor.process(conn, batch, expected))
-        except Fenced as exc:
+            result = loop.run(self.processor.process(self._store_on(conn), batch, expected))
+        except Exception as exc:
+            ok = self._failed(exc, loop)
+            self._rewind(consumer, expected)
+            return ok
+        self._committed(consumer, result, epoch)
+        return True
+
+    def _failed(self, exc: Exception, loop: PrivateLoop) -> bool:
+        """Account for a batch that did not commit (called inside the except block).
+        True when the loop goes on at once, False when it backs off first."""
+        if isinstance(exc, Fenced):
             self.processor.forget()
             self.metrics.batch_failed("fenced")
             log.warning("%s; re-reading stored offsets", exc)
-            with self._lock:
-                for p in exc.partitions:
-                    if p in self._positions:
-                        self._need_seek.add(p)
-            self._rewind(consumer, expected)
+            with self._lock:  # before the rewind, which leaves partitions to seek alone
+                self._need_seek.update(p for p in exc.partitions if p in self._positions)
             return True
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                asyncpg.CannotConnectNowError, TimeoutError) as exc:
+        if isinstance(exc, asyncpg.DeadlockDetectedError):
+            self.metrics.batch_failed("deadlock")
+            log.warning("deadlock; batch retried")
+            return True
+        if isinstance(exc, _DATABASE_AWAY):
             self.db_ok = False
             self.metrics.batch_failed("database")
             log.warning("database unavailable (%s); batch dropped, retrying", type(exc).__name__)
-            self._drop_connection(loop)
-            self._rewind(consumer, expected)
-            return False
-        except asyncpg.DeadlockDetectedError:
-            self.metrics.batch_failed("deadlock")
-            log.warning("deadlock; batch retried")
-            self._rewind(consumer, expected)
-            return True
-        except Exception:
+        else:
             self.metrics.batch_failed("error")
             log.exception("batch failed; retried after backoff")
-            self._drop_connection(loop)
-            self._rewind(consumer, expected)
-            return False
+        self._drop_connection(loop)
+        return False
+
+    def _committed(self, consumer: KafkaConsumer, result: BatchResult, epoch: int) -> None:
         self.db_ok = True
         self.batches += 1
         commits = {}
@@ -460,7 +506,6 @@ class ConsumerLoop:
                 log.debug("kafka commit skipped: %s", type(exc).__name__)
         if self.on_commit is not None and result.changes:
             self.on_commit()
-        return True
 
     def _rewind_all(self, consumer: KafkaConsumer) -> None:
         """Seek every owned partition back to its stored offset (drops what was fetched)."""
