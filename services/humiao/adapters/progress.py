@@ -11,8 +11,8 @@ import asyncpg
 from kafka import KafkaConsumer, TopicPartition
 
 from humiao.adapters.kafka_bridge import call_once
+from humiao.adapters.offsets import stored_offsets
 from humiao.adapters.topics import log_end_offsets
-from humiao.adapters.verifier_store import stored_offsets
 from humiao.config import KafkaSettings
 
 DEFAULT_GROUP = "humiao-verifier"

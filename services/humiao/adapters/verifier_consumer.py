@@ -38,7 +38,8 @@ from kafka.structs import OffsetAndMetadata
 
 from humiao.adapters.deadletter import DeadLetterPublisher
 from humiao.adapters.kafka_bridge import PrivateLoop
-from humiao.adapters.verifier_store import PgVerifierStore, ensure_offsets
+from humiao.adapters.offsets import ensure_offsets
+from humiao.adapters.verifier_store import PgVerifierStore
 from humiao.verifier.collector import BatchCollector
 from humiao.verifier.metrics import VerifierMetrics
 from humiao.verifier.processor import (

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from humiao.adapters.alerts_codec import ALERT_COLUMNS
+from humiao.adapters.offsets import ensure_offsets, lock_offsets, save_offsets
 from humiao.domain.child_facts import FactHead, Ref, RefKey, RefKind
 from humiao.verifier.ports import FactRow, StoredFact, VersionRow
 
@@ -54,32 +55,6 @@ class PgVerifierStore:
         return await ensure_offsets(self.conn, group, topic, parts)
 
 
-async def ensure_offsets(
-    conn: asyncpg.Connection, group: str, topic: str, parts: Iterable[int]
-) -> dict[int, int]:
-    """Stored next offsets of `parts` (-1: from the beginning), creating missing rows."""
-    parts = sorted(set(parts))
-    await conn.execute(
-        "INSERT INTO consumer_offsets (consumer_group, topic, part, next_offset)"
-        " SELECT $1, $2, p, -1 FROM unnest($3::int[]) AS p ON CONFLICT DO NOTHING",
-        group, topic, parts,
-    )
-    rows = await conn.fetch(
-        "SELECT part, next_offset FROM consumer_offsets"
-        " WHERE consumer_group = $1 AND topic = $2 AND part = ANY($3::int[])",
-        group, topic, parts,
-    )
-    return {r["part"]: r["next_offset"] for r in rows}
-
-
-async def stored_offsets(conn: asyncpg.Connection, group: str, topic: str) -> dict[int, int]:
-    rows = await conn.fetch(
-        "SELECT part, next_offset FROM consumer_offsets WHERE consumer_group = $1 AND topic = $2",
-        group, topic,
-    )
-    return {r["part"]: r["next_offset"] for r in rows}
-
-
 #: The columns a batch's facts are written with (stored_at takes its default).
 _FACT_COLUMNS = ("event_id", "kind", "child_key", "part", "ref", "recorded_at", "payload")
 
@@ -103,13 +78,7 @@ class PgBatch:
         self.staging = staging
 
     async def lock_offsets(self, group: str, topic: str, parts: Iterable[int]) -> dict[int, int]:
-        rows = await self.conn.fetch(
-            "SELECT part, next_offset FROM consumer_offsets"
-            " WHERE consumer_group = $1 AND topic = $2 AND part = ANY($3::int[])"
-            " ORDER BY part FOR UPDATE",
-            group, topic, sorted(set(parts)),
-        )
-        return {r["part"]: r["next_offset"] for r in rows}
+        return await lock_offsets(self.conn, group, topic, parts)
 
     async def insert_facts(self, facts: Sequence[FactRow]) -> set[str]:
         """The rows go by COPY into a session-private staging table emptied at commit,
@@ -273,12 +242,4 @@ class PgBatch:
                 columns=["alert_id", "version", "status", "changed_at", "changed_by",
                          "change_reason", "payload"],
             )
-        group, topic, next_offsets = offsets
-        parts = sorted(next_offsets)
-        await conn.execute(
-            "INSERT INTO consumer_offsets (consumer_group, topic, part, next_offset)"
-            " SELECT $1, $2, p, o FROM unnest($3::int[], $4::bigint[]) AS t(p, o)"
-            " ON CONFLICT (consumer_group, topic, part)"
-            " DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()",
-            group, topic, parts, [next_offsets[p] for p in parts],
-        )
+        await save_offsets(conn, *offsets)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 import asyncpg
 from google.protobuf.message import DecodeError
 
+from humiao.adapters import offsets
 from humiao.adapters.alert_feed import FeedBatch, FeedRecord
 from humiao.adapters.alerts_codec import alert_version_from_bytes
 from humiao.api.alerts.v1 import alerts_pb2
@@ -34,7 +35,6 @@ from humiao.notifier import store
 from humiao.notifier.clock import Clock
 from humiao.notifier.metrics import NotifierMetrics
 from humiao.notifier.routes import RoutingTable
-from humiao.verifier import store as offsets
 
 log = logging.getLogger(__name__)
 

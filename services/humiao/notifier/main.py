@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 import httpx
 
+from humiao.adapters import offsets
 from humiao.adapters.alert_feed import AlertFeed
 from humiao.adapters.db import create_pool
 from humiao.adapters.topics import ensure_topics
@@ -28,7 +29,6 @@ from humiao.notifier.receivers import build_senders
 from humiao.notifier.routes import RoutingTable, load_routes
 from humiao.notifier.settings import NotifierSettings
 from humiao.runtime import run_grpc_service, setup_logging, start_when_reachable
-from humiao.verifier import store as offsets
 
 log = logging.getLogger("humiao.notifier")
 #: Seconds between refreshes of the backlog gauges (one grouped count).

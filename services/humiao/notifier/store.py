@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from humiao.domain.identity import MASK_HEAD, MASK_TAIL
 from humiao.domain.notify import (
     ACTIVE,
     CLOSED,
@@ -29,8 +30,10 @@ from humiao.domain.notify import (
 #: The masked ID, computed in the database so the whole number never reaches the notifier
 #: (the same rule as humiao.domain.identity.mask_id; a test holds them equal).
 MASK_SQL = (
-    "CASE WHEN length(child_id) <= 10 THEN repeat('*', length(child_id)) "
-    "ELSE left(child_id, 6) || repeat('*', length(child_id) - 10) || right(child_id, 4) END"
+    f"CASE WHEN length(child_id) <= {MASK_HEAD + MASK_TAIL + 4}"
+    " THEN repeat('*', length(child_id))"
+    f" ELSE left(child_id, {MASK_HEAD}) || repeat('*', length(child_id) - {MASK_HEAD + MASK_TAIL})"
+    f" || right(child_id, {MASK_TAIL}) END"
 )
 
 
