@@ -1,0 +1,64 @@
+"""The error workbook: each refused row as it came, ID numbers masked, plus why.
+
+The sender opens it, fixes the rows (filling the masked ID numbers from their own
+records) and sends the rows again, in this workbook or their own file: the extra
+columns (错误原因, 原工作表, 原行号) are not part of any mapping and are ignored.
+Text that would be a formula (=, +, -, @ first) is written as text, never as a formula.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from humiao.tabular.convert import mask_citizen_ids, normalise
+from humiao.tabular.rows import RowError
+
+ERROR_COLUMNS = ("错误原因", "原工作表", "原行号")
+_FORMULA_LEADS = ("=", "+", "-", "@")
+
+
+@dataclass
+class ErrorSheet:
+    headings: tuple[str, ...]
+    rows: list[tuple[int, Sequence[Any], list[RowError]]] = field(default_factory=list)
+
+
+def safe_cell(value: Any) -> Any:
+    """A cell fit to hand back: ID numbers masked (in any column), dates as dates."""
+    value = normalise(value)
+    if value is None or isinstance(value, dt.date | bool):
+        return value
+    if isinstance(value, int | float):
+        text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+        masked = mask_citizen_ids(text)
+        return value if masked == text else masked
+    return mask_citizen_ids(str(value))
+
+
+def write_error_book(path: Path, sheets: dict[str, ErrorSheet]) -> Path:
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    book = Workbook(write_only=True)
+    for name, sheet in sheets.items():
+        ws = book.create_sheet(title=name[:31] or "Sheet")
+        ws.append([*sheet.headings, *ERROR_COLUMNS])
+        for number, cells, errors in sheet.rows:
+            values = [safe_cell(c) for c in cells]
+            values += [None] * (len(sheet.headings) - len(values))
+            values += ["；".join(e.render() for e in errors), name, number]
+            out = []
+            for value in values:
+                cell = WriteOnlyCell(ws, value=value)
+                if isinstance(value, str) and value.startswith(_FORMULA_LEADS):
+                    cell.data_type = "s"  # text, never a formula
+                out.append(cell)
+            ws.append(out)
+    tmp = path.with_name(path.name + ".tmp")
+    book.save(tmp)
+    tmp.replace(path)
+    return path
