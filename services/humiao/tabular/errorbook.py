@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from humiao.tabular.convert import mask_citizen_ids, normalise
+from humiao.domain.identity import mask_id
+from humiao.tabular.convert import compact, mask_citizen_ids, normalise
 from humiao.tabular.rows import RowError
 
 ERROR_COLUMNS = ("错误原因", "原工作表", "原行号")
@@ -24,14 +25,18 @@ _FORMULA_LEADS = ("=", "+", "-", "@")
 @dataclass
 class ErrorSheet:
     headings: tuple[str, ...]
+    #: columns holding ID numbers: masked whatever their content
+    id_columns: frozenset[int] = frozenset()
     rows: list[tuple[int, Sequence[Any], list[RowError]]] = field(default_factory=list)
 
 
-def safe_cell(value: Any) -> Any:
+def safe_cell(value: Any, is_id: bool = False) -> Any:
     """A cell fit to hand back: ID numbers masked (in any column), dates as dates."""
     value = normalise(value)
     if value is None or isinstance(value, dt.date | bool):
         return value
+    if is_id:
+        return mask_id(compact(value).upper())
     if isinstance(value, int | float):
         text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
         masked = mask_citizen_ids(text)
@@ -46,10 +51,14 @@ def write_error_book(path: Path, sheets: dict[str, ErrorSheet]) -> Path:
     book = Workbook(write_only=True)
     for name, sheet in sheets.items():
         ws = book.create_sheet(title=name[:31] or "Sheet")
-        ws.append([*sheet.headings, *ERROR_COLUMNS])
+        headings = list(sheet.headings)
+        while headings and not headings[-1]:
+            headings.pop()
+        width = len(headings)
+        ws.append([*headings, *ERROR_COLUMNS])
         for number, cells, errors in sheet.rows:
-            values = [safe_cell(c) for c in cells]
-            values += [None] * (len(sheet.headings) - len(values))
+            values = [safe_cell(c, i in sheet.id_columns) for i, c in enumerate(cells[:width])]
+            values += [None] * (width - len(values))
             values += ["；".join(e.render() for e in errors), name, number]
             out = []
             for value in values:

@@ -82,10 +82,13 @@ class ImportResult:
     def rows_per_second(self) -> float:
         return self.read / self.seconds if self.seconds > 0 else 0.0
 
-    def reject(self, row: Row, headings: tuple[str, ...]) -> None:
+    def reject(self, row: Row, header: Header) -> None:
         self.rejected += 1
         self.errors.extend(row.errors)
-        sheet = self.error_sheets.setdefault(row.sheet, ErrorSheet(headings))
+        sheet = self.error_sheets.get(row.sheet)
+        if sheet is None:
+            ids = frozenset(i for c, i in header.columns if c.type == "id")
+            sheet = self.error_sheets[row.sheet] = ErrorSheet(header.names, ids)
         sheet.rows.append((row.number, row.cells, row.errors))
 
     def render(self) -> str:
@@ -120,8 +123,11 @@ def iter_rows(path: Path, mapping: TableMapping, source: str, result: ImportResu
     check_fields(mapping)
     started = dt.datetime.now(dt.UTC)
     with open_sheets(path, limits) as sheets:
+        claimed = sum(s.claimed_rows or 0 for s in sheets)
+        if claimed > limits.max_rows + limits.header_rows * len(sheets):
+            raise TableError(f"文件声称 {claimed:,} 行，上限 {limits.max_rows:,}：请拆分文件")
         if progress is not None:
-            progress.total = sum(s.claimed_rows or 0 for s in sheets) or None
+            progress.total = claimed or None
         for sheet in sheets:
             found = _header(sheet, mapping, limits, result)
             if found is None:
@@ -131,6 +137,8 @@ def iter_rows(path: Path, mapping: TableMapping, source: str, result: ImportResu
             for number, cells in rows:
                 if progress is not None:
                     progress.update(1)
+                if result.read + result.skipped >= limits.max_rows:
+                    raise TableError(f"行数超过上限 {limits.max_rows:,}：请拆分文件")
                 if _skippable(cells, mapping.skip_prefixes):
                     result.skipped += 1
                     continue
@@ -162,7 +170,7 @@ def read_workbook(path: str | Path, mapping: TableMapping, *, source: str,
     for builder, row in iter_rows(Path(path), mapping, source, result,
                                   key=key or import_key(), limits=limits or Limits()):
         if row.envelope is None:
-            result.reject(row, builder.header.names)
+            result.reject(row, builder.header)
         else:
             result.envelopes.append(row.envelope)
     result.seconds = time.perf_counter() - started
@@ -213,7 +221,7 @@ class _Sender:
                     path, _, why = reason.partition(": ")
                     row.errors.append(RowError(row.sheet, row.number,
                                                builder.column_of(path), why or path))
-                self.result.reject(row, builder.header.names)
+                self.result.reject(row, builder.header)
                 continue
             if outcome.outcome == ingest_pb2.ACCEPTED:
                 self.result.accepted += 1
@@ -255,7 +263,7 @@ def import_workbook(path: str | Path, mapping: TableMapping,
         for builder, row in iter_rows(source_path, mapping, source, result, key=key,
                                       limits=limits or Limits(), progress=bar):
             if row.envelope is None:
-                result.reject(row, builder.header.names)
+                result.reject(row, builder.header)
                 continue
             chunk.append((builder, row))
             if len(chunk) >= chunk_size:

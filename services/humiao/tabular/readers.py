@@ -98,9 +98,8 @@ def _check_zip(path: Path, limits: Limits) -> None:
 
 def _xlsx_rows(ws: Any, limits: Limits) -> Iterator[tuple[int, Sequence[Any]]]:
     first = ws.min_row or 1
-    for number, cells in enumerate(
-        ws.iter_rows(values_only=True, max_col=limits.max_columns), start=first
-    ):
+    width = min(ws.max_column or limits.max_columns, limits.max_columns)  # as the sheet says
+    for number, cells in enumerate(ws.iter_rows(values_only=True, max_col=width), start=first):
         if number - first >= limits.max_rows + limits.header_rows:
             raise TableError(f"行数超过上限 {limits.max_rows:,}：请拆分文件")
         yield number, cells

@@ -1,0 +1,192 @@
+"""Tabular import without a stack: converters, mappings, headers, CSV encodings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from humiao.tabular.convert import (
+    CellError,
+    contains_citizen_id,
+    header_text,
+    mask_citizen_ids,
+    normalise,
+    to_date,
+    to_fen_from_yuan,
+    to_id,
+    to_period,
+    to_text,
+)
+from humiao.tabular.mapping import MappingError, builtin_names, load_mapping, parse_mapping
+from humiao.tabular.readers import TableError, decode_csv, locate_header
+from humiao.tabular.rows import check_fields
+from strategies import random_citizen_id
+
+ID = random_citizen_id(random.Random(7))
+
+
+@pytest.mark.parametrize("cell", [
+    "2024-03-05", "2024/3/5", "20240305", "2024.3.5", "2024年3月5日", " 2024-03-05 ",
+    "２０２４－０３－０５", 20240305, 45356, 45356.0, "45356",
+    dt.datetime(2024, 3, 5, 0, 0), dt.date(2024, 3, 5), "2024-03-05 00:00:00",
+])
+def test_dates_in_the_formats_bureaus_use(cell: object) -> None:
+    assert to_date(normalise(cell)) == "2024-03-05"
+
+
+@pytest.mark.parametrize("cell", ["2024-02-30", "2024/13/1", "yesterday", 12, True, "3/5/2024"])
+def test_not_dates(cell: object) -> None:
+    with pytest.raises(CellError):
+        to_date(normalise(cell))
+
+
+@pytest.mark.parametrize("cell", ["2024-03", "2024/3", "202403", "2024年3月", 202403,
+                                  dt.datetime(2024, 3, 31), 45356, "２０２４－０３"])
+def test_periods(cell: object) -> None:
+    assert to_period(normalise(cell)) == "2024-03"
+
+
+@pytest.mark.parametrize(("cell", "fen"), [
+    ("1380.5", 138050), (1380.55, 138055), (1380, 138000), ("1,380.55", 138055),
+    ("￥1380.55元", 138055), ("１３８０．５５", 138055), (0.1, 10), (1380.10, 138010),
+    ("1380.500", 138050), (" 12 ", 1200),
+])
+def test_yuan_to_fen_exactly(cell: object, fen: int) -> None:
+    assert to_fen_from_yuan(normalise(cell)) == fen
+
+
+@pytest.mark.parametrize("cell", ["12.345", "abc", "NaN", "Infinity", True, "1e400"])
+def test_not_amounts(cell: object) -> None:
+    with pytest.raises(CellError):
+        to_fen_from_yuan(normalise(cell))
+
+
+@given(st.integers(min_value=0, max_value=10_000_000))
+def test_any_fen_amount_round_trips_through_a_float_cell(fen: int) -> None:
+    """A yuan amount typed into Excel is a double; Decimal of its shortest repr is exact."""
+    assert to_fen_from_yuan(fen / 100) == fen
+
+
+def test_ids_lose_spaces_and_full_width_forms() -> None:
+    spaced = " ".join([ID[:6], ID[6:14], ID[14:]])
+    wide = "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else c for c in ID)
+    assert to_id(normalise(spaced)) == ID
+    assert to_id(normalise(wide)) == ID
+    assert to_id(normalise(ID[:17] + ID[17].lower())) == ID
+
+
+def test_free_text_with_an_id_number_is_refused_and_masked() -> None:
+    with pytest.raises(CellError) as caught:
+        to_text(f"D-{ID}")
+    assert ID not in str(caught.value)
+    assert to_text("D-2024-0001") == "D-2024-0001"
+    assert contains_citizen_id(f"x{ID}y")
+    masked = mask_citizen_ids(f"payee {ID} ok")
+    assert ID not in masked and masked.startswith(f"payee {ID[:6]}") and masked.endswith("ok")
+
+
+def test_code_lists_and_descriptive_fallback() -> None:
+    roster = load_mapping("roster")
+    program = next(c for c in roster.columns if c.field == "program")
+    assert program.convert is not None
+    assert program.convert("散居孤儿") == "ORPHAN_DISPERSED"
+    assert program.convert("集中养育孤儿") == "ORPHAN_INSTITUTIONAL"
+    assert program.convert("事实无人抚养儿童") == "DE_FACTO_UNSUPPORTED"
+    assert program.convert("orphan_dispersed") == "ORPHAN_DISPERSED"
+    with pytest.raises(CellError):
+        program.convert("低保")
+    reason = next(c for c in load_mapping("exits").columns if c.field == "reason")
+    assert reason.convert is not None
+    assert reason.convert("户籍迁出") == "MOVED_OUT_OF_REGION"
+    assert reason.convert("本地自定义代码17") == "OTHER_REASON"  # only describes: kept
+    situation = next(c for c in load_mapping("custody").columns if c.field == "situation")
+    assert situation.convert is not None
+    assert situation.convert("被遣送（驱逐）出境") == "DEPORTED"
+
+
+def test_every_builtin_mapping_loads_and_names_real_fields() -> None:
+    names = builtin_names()
+    assert {"roster", "payments", "deaths", "custody", "adoptions", "schooling"} <= set(names)
+    for name in names:
+        mapping = load_mapping(name)
+        check_fields(mapping)
+        assert mapping.name == name
+        assert all(c.field != "姓名" for c in mapping.columns)
+        assert not any(header_text(c.header).endswith("姓名") and c.field
+                       for c in mapping.columns)
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ('name = "x"\nkind = "disbursement"\ncolour = 1\n[[columns]]\nheader="a"\nfield="childId"',
+     "colour"),
+    ('name = "x"\nkind = "payment"\n[[columns]]\nheader="a"\nfield="childId"', "kind"),
+    ('name = "x"\nkind = "disbursement"\n[[columns]]\nheader="a"\nfield="childId"\ntype="money"',
+     "type"),
+    ('name = "x"\nkind = "disbursement"\nkey=["b"]\n[[columns]]\nheader="a"\nfield="childId"',
+     "key"),
+    ('name = "x"\nkind = "disbursement"\n[[columns]]\nheader="a"\nfield="childId"\n'
+     'type="code"\ncodes="colours"', "codes"),
+    ("name = ", "TOML"),
+])
+def test_bad_mappings_say_what_is_wrong(text: str, says: str) -> None:
+    with pytest.raises(MappingError, match=says):
+        parse_mapping(text)
+
+
+def test_a_field_not_in_the_contract_is_refused() -> None:
+    mapping = parse_mapping('name = "x"\nkind = "personDied"\n[[columns]]\nheader="a"\n'
+                            'field="childId"\ntype="id"')
+    with pytest.raises(MappingError, match="childId"):
+        check_fields(mapping)
+
+
+def test_unknown_mapping_name_lists_the_builtins() -> None:
+    with pytest.raises(MappingError, match="payments"):
+        load_mapping("no-such-mapping")
+
+
+def test_two_level_merged_header_is_found_and_qualified() -> None:
+    # row 1 a title, row 2 group headings (merged cells hold their value in the first
+    # cell only), row 3 the lower headings; 身份证号 spans rows 2-3
+    top = [
+        (1, ["2024年在册儿童名册", None, None, None, None, None, None, None, None, None]),
+        (2, ["身份证号", "姓 名", "出生日期", "保障类别", "行政区划代码", "批准日期",
+             "父亲", None, "母亲", None]),
+        (3, [None, None, None, None, None, None, "身份证号", "情况", "身份证号", "情况"]),
+        (4, [ID, "x", "2010-01-01", "散居孤儿", "110105", "2023-01-01", ID, "死亡", ID, "死亡"]),
+    ]
+    header = locate_header(top, load_mapping("roster"))
+    assert header.row == 3
+    by_field = {c.field: i for c, i in header.columns}
+    assert by_field["childId"] == 0
+    assert by_field["parents[0].personId"] == 6
+    assert by_field["parents[1].situation"] == 9
+    assert header.names[6] == "父亲/身份证号" and header.names[0] == "身份证号"
+
+
+def test_missing_and_ambiguous_headers_are_named() -> None:
+    with pytest.raises(TableError, match="死亡日期"):
+        locate_header([(1, ["公民身份号码", "姓名"])], load_mapping("deaths"))
+    with pytest.raises(TableError, match="公民身份号码"):
+        locate_header([(1, ["公民身份号码", "公民身份号码", "死亡日期"])],
+                      load_mapping("deaths"))
+
+
+def test_headers_match_across_full_width_forms_and_spaces() -> None:
+    header = locate_header([(1, ["流 水 号", "儿童身份证号", "保障类别", "发放月份",
+                                 "发放金额（元）", "发放日期", "收款人身份证号",
+                                 "行政区划代码"])], load_mapping("payments"))
+    assert len(header.columns) == 8
+
+
+def test_csv_encodings() -> None:
+    text = "公民身份号码,死亡日期\n"
+    assert decode_csv(text.encode("gbk")) == text
+    assert decode_csv(text.encode("utf-8-sig")) == text
+    assert decode_csv(text.encode("utf-8")) == text
+    with pytest.raises(TableError):
+        decode_csv(b"\xff\xfe\x00\xd8\x00\xdc" * 3 + "中".encode("utf-16-le") + b"\x81")
