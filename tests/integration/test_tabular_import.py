@@ -170,7 +170,8 @@ async def test_a_bureau_shaped_payment_workbook(target: Target, tmp_path: Path) 
     ]
     path = write_xlsx(tmp_path / "pay.xlsx", rows, merges=["A1:I1", "A9:E9"])
     result = await run_import(target, path, "payments")
-    assert (result.read, result.accepted, result.rejected, result.skipped) == (3, 3, 0, 4)
+    assert (result.read, result.accepted, result.rejected, result.skipped) == (3, 3, 0, 4), \
+        result.errors
     records = await asyncio.to_thread(consume_all, target.kafka, 3)
     bodies = {b.disbursement_id: b for b in
               (envelope_from_bytes(r.value).body for r in records)  # type: ignore[attr-defined]

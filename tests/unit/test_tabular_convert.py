@@ -44,7 +44,7 @@ def test_not_dates(cell: object) -> None:
         to_date(normalise(cell))
 
 
-@pytest.mark.parametrize("cell", ["2024-03", "2024/3", "202403", "2024年3月", 202403,
+@pytest.mark.parametrize("cell", ["2024-03", "2024/3", "202403", "2024年3月", 202403, 202403.0,
                                   dt.datetime(2024, 3, 31), 45356, "２０２４－０３"])
 def test_periods(cell: object) -> None:
     assert to_period(normalise(cell)) == "2024-03"

@@ -32,7 +32,7 @@ _MONTH_PATTERNS = (
     re.compile(r"^(\d{4})(\d{2})$"),
 )
 _ID_SHAPE = re.compile(r"\d{17}[\dX]")
-_WHITESPACE = re.compile(r"\s+")
+_ID_SHAPE_ANY_X = re.compile(r"\d{17}[\dXx]")
 _AMOUNT_NOISE = re.compile(r"[,，¥￥元\s]")
 
 
@@ -43,16 +43,18 @@ class CellError(ValueError):
 def normalise(value: Any) -> Any:
     """Full-width digits, letters and spaces to ASCII (NFKC), ends stripped; empty -> None."""
     if isinstance(value, str):
-        text = unicodedata.normalize("NFKC", value).strip()
+        text = (value if value.isascii() else unicodedata.normalize("NFKC", value)).strip()
         return text or None
     return value
 
 
 def compact(value: Any) -> str:
     """A normalised cell as text with every space removed (IDs, codes, numbers)."""
+    if isinstance(value, str):
+        return "".join(value.split())
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return _WHITESPACE.sub("", str(value))
+    return "".join(str(value).split())
 
 
 def header_text(value: Any) -> str:
@@ -73,8 +75,7 @@ def mask_citizen_ids(text: str) -> str:
     kept), valid check digit or not: a mistyped ID is still nearly the whole ID."""
     from humiao.domain.identity import mask_id
 
-    return _ID_SHAPE.sub(lambda m: mask_id(m.group()), text.upper()) \
-        if _ID_SHAPE.search(text.upper()) else text
+    return _ID_SHAPE_ANY_X.sub(lambda m: mask_id(m.group()), text)
 
 
 def to_id(value: Any) -> str:
@@ -134,6 +135,8 @@ def to_date(value: Any) -> str:
 
 def to_period(value: Any) -> str:
     """A month: 2024-03, 2024/3, 202403, 2024年3月, or any date in it."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # readers give numbers as floats
     if not isinstance(value, dt.date | int | float) or isinstance(value, bool):
         text = compact(value)
         for pattern in _MONTH_PATTERNS:
@@ -195,8 +198,12 @@ def code_converter(codes: Mapping[str, str], fallback: str | None) -> Callable[[
     lookup = {header_text(k).upper(): v for k, v in codes.items()}
     lookup.update({v.upper(): v for v in codes.values()})
 
+    lookup.update({k: v for k, v in codes.items()})  # as typed: the common case, no folding
+
     def convert(value: Any) -> str:
-        found = lookup.get(header_text(value).upper())
+        found = lookup.get(value) if isinstance(value, str) else None
+        if found is None:
+            found = lookup.get(header_text(value).upper())
         if found is not None:
             return found
         if fallback is not None:

@@ -56,7 +56,7 @@ def write_error_book(path: Path, sheets: dict[str, ErrorSheet]) -> Path:
             headings.pop()
         width = len(headings)
         ws.append([*headings, *ERROR_COLUMNS])
-        for number, cells, errors in sheet.rows:
+        for number, cells, errors in sorted(sheet.rows, key=lambda r: r[0]):
             values = [safe_cell(c, i in sheet.id_columns) for i, c in enumerate(cells[:width])]
             values += [None] * (width - len(values))
             values += ["；".join(e.render() for e in errors), name, number]

@@ -28,14 +28,7 @@ from humiao.tabular.convert import normalise
 from humiao.tabular.errorbook import ErrorSheet, write_error_book
 from humiao.tabular.mapping import TableMapping
 from humiao.tabular.readers import Header, Limits, Sheet, TableError, locate_header, open_sheets
-from humiao.tabular.rows import (
-    Row,
-    RowBuilder,
-    RowError,
-    check_fields,
-    derived_id,
-    keyed_digest,
-)
+from humiao.tabular.rows import KeyedHash, Row, RowBuilder, RowError, check_fields, derived_id
 from humiao.tabular.state import default_state_path, load_state, save_state
 
 DEFAULT_CHUNK = 1000
@@ -112,14 +105,24 @@ def import_key() -> bytes:
 
 def _skippable(cells: Any, prefixes: tuple[str, ...]) -> bool:
     """Blank, or a totals / sign-off row (its first two filled cells are looked at)."""
-    filled = [v for v in (normalise(c) for c in cells) if v is not None]
-    return not filled or any(str(v).replace(" ", "").startswith(prefixes) for v in filled[:2])
+    looked = 0
+    for cell in cells:
+        value = normalise(cell)
+        if value is None:
+            continue
+        if isinstance(value, str) and value.replace(" ", "").startswith(prefixes):
+            return True
+        looked += 1
+        if looked == 2:
+            return False
+    return looked == 0
 
 
 def iter_rows(path: Path, mapping: TableMapping, source: str, result: ImportResult, *,
-              key: bytes, limits: Limits, progress: Any = None
+              key: bytes, limits: Limits, progress: Any = None, validate: bool = True
               ) -> Iterator[tuple[RowBuilder, Row]]:
-    """Every data row of every sheet whose header matches the mapping, converted."""
+    """Every data row of every sheet whose header matches the mapping, converted (and
+    checked against the contract unless `validate` is off: the gateway checks too)."""
     check_fields(mapping)
     started = dt.datetime.now(dt.UTC)
     with open_sheets(path, limits) as sheets:
@@ -133,7 +136,7 @@ def iter_rows(path: Path, mapping: TableMapping, source: str, result: ImportResu
             if found is None:
                 continue
             header, rows = found
-            builder = RowBuilder(mapping, header, source, key, started)
+            builder = RowBuilder(mapping, header, source, key, started, validate=validate)
             for number, cells in rows:
                 if progress is not None:
                     progress.update(1)
@@ -261,7 +264,8 @@ def import_workbook(path: str | Path, mapping: TableMapping,
     chunk: list[tuple[RowBuilder, Row]] = []
     try:
         for builder, row in iter_rows(source_path, mapping, source, result, key=key,
-                                      limits=limits or Limits(), progress=bar):
+                                      limits=limits or Limits(), progress=bar,
+                                      validate=False):
             if row.envelope is None:
                 result.reject(row, builder.header)
                 continue
@@ -278,6 +282,7 @@ def import_workbook(path: str | Path, mapping: TableMapping,
         bar.close()
     if result.state_path is not None and sender.sent_keys:
         save_state(result.state_path, source, mapping.name, {**previous, **sender.sent_keys})
+    result.errors.sort(key=lambda e: (e.sheet, e.row))  # gateway answers come in later
     if result.error_sheets:
         result.error_book = write_error_book(
             error_book or source_path.with_name(source_path.stem + ".errors.xlsx"),
@@ -290,7 +295,7 @@ def retraction(old_event_id: str, mapping: str, source: str, key: bytes,
                recorded_at: dt.datetime) -> events_pb2.Envelope:
     """The eventRetracted of an earlier version; its id derived from the old one, so
     sending it twice is a duplicate."""
-    digest = keyed_digest(key, source, mapping, "retract", old_event_id)
+    digest = KeyedHash(key, source, mapping).digest("retract", old_event_id)
     msg = events_pb2.Envelope(event_id=derived_id(f"{mapping}-r", digest), source=source)
     msg.recorded_at.FromDatetime(recorded_at)
     msg.event_retracted.retracted_event_id = old_event_id

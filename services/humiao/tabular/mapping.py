@@ -51,6 +51,7 @@ class Column:
     convert: Callable[[Any], Any] | None
     aliases: tuple[str, ...] = ()
     required: bool = True
+    codes: str | None = None  # the code list's name, for type "code"
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -175,4 +176,5 @@ def _column(raw: Any, codes: dict[str, dict[str, str]], where: str) -> Column:
     elif kind != "ignore":
         convert = SIMPLE_CONVERTERS[kind]
     return Column(header, None if kind == "ignore" else target, kind, convert,
-                  tuple(raw.get("aliases", ())), bool(raw.get("required", True)))
+                  tuple(raw.get("aliases", ())), bool(raw.get("required", True)),
+                  raw.get("codes"))
