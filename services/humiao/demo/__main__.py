@@ -88,12 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         source=supervisor.DEV_SOURCE)
     city = generate_city(config)
     files = write_city(city, workdir / "city", shuffle=args.shuffled)
-    books: list[Workbook] = []
-    corrections = files.corrections
-    if args.from_workbooks:
-        books, corrections = as_workbooks(city, workdir / "city")
     sent_events = _count_lines(files.events)
-    sent_fixes = _count_lines(corrections)
     say(f"city: {city.children} children in {len(config.regions)} districts "
         f"({', '.join(config.regions)}), {config.months} months from {config.start}, "
         f"seed {config.seed}")
@@ -101,6 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{len(city.corrections)} late corrections -> {workdir / 'city'} "
         f"({time.monotonic() - t0:.1f}s)")
     _print_stories(city)
+    books: list[Workbook] = []
+    corrections = files.corrections
+    if args.from_workbooks:
+        books, corrections = as_workbooks(city, workdir / "city")
+    sent_fixes = _count_lines(corrections)
 
     stack_dir = workdir / "stack"
     old = supervisor.load_state(stack_dir)
