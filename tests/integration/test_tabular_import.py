@@ -88,6 +88,11 @@ def write_xlsx(path: Path, rows: Sequence[Sequence[Any]], merges: Sequence[str] 
     return path
 
 
+def wide(text: str) -> str:
+    """Full-width digits, as some input methods type them."""
+    return "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else c for c in text)
+
+
 def payment(did: str, amount: Any = "1380.00", child: str = CHILD, paid: Any = "2024-03-05",
             period: Any = "2024-03") -> list[Any]:
     return [did, "张小明", child, "散居孤儿", period, amount, paid, ADULT, "110105"]
@@ -154,7 +159,7 @@ async def test_each_builtin_mapping_imports_and_reimports_as_duplicates(
 async def test_a_bureau_shaped_payment_workbook(target: Target, tmp_path: Path) -> None:
     """Title row, merged cells, blank rows, totals and sign-off rows, full-width digits
     and spaces, Excel serial and real datetime cells: every fact lands as typed."""
-    wide_child = "".join(chr(ord(c) + 0xFEE0) if c.isdigit() else c for c in CHILD)
+    wide_child = wide(CHILD)
     rows = [
         ["2024年3月 基本生活费银行代发明细"],
         ["填报单位：某区民政局", None, None, None, None, None, None, "单位：元"],
@@ -248,7 +253,7 @@ async def test_rejected_rows_go_to_an_error_workbook(target: Target, tmp_path: P
         payment("D-1"),
         payment("D-2", amount="12.345", paid="2024-02-30"),
         payment("D-3", child=bad_check),  # refused by the contract's check: that column
-        payment(f"D-{ADULT}"),  # an ID number in a free field
+        payment(f"D-{wide(ADULT)}"),  # an ID number in a free field, in full-width digits
         payment("D-5", amount="=1380*2"),  # a formula is never evaluated
         payment("D-6", paid=None),
         payment("D-7"),
@@ -271,10 +276,17 @@ async def test_rejected_rows_go_to_an_error_workbook(target: Target, tmp_path: P
     assert [r[-1] for r in got[1:]] == [3, 4, 5, 6, 7]
     text = repr(got)
     assert CHILD not in text and ADULT not in text and bad_check not in text
+    assert wide(ADULT) not in text and wide(ADULT)[-8:] not in text
     assert got[1][2] == CHILD[:6] + "********" + CHILD[-4:]
     assert "列「发放金额（元）」" in got[1][9] and "列「发放日期」" in got[1][9]
+    assert "列「儿童身份证号」：身份证号校验位不符" in got[2][9]  # the gateway's reason, glossed
     assert got[4][5] == "=1380*2"  # written back as text, not a formula
     assert "公式" in got[4][9]
+    # the sender fixes the rows and sends the file again: no list of errors is left behind
+    write_xlsx(path, [PAYMENT_HEADINGS, payment("D-1"), payment("D-2"), payment("D-7")])
+    fixed = await run_import(target, path, "payments")
+    assert (fixed.accepted, fixed.duplicates, fixed.rejected) == (1, 2, 0)
+    assert fixed.error_book is None and not (tmp_path / "pay.errors.xlsx").exists()
 
 
 async def test_hostile_files_are_refused_whole_with_a_reason(target: Target, tmp_path: Path

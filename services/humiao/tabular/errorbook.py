@@ -31,17 +31,19 @@ class ErrorSheet:
 
 
 def safe_cell(value: Any, is_id: bool = False) -> Any:
-    """A cell fit to hand back: ID numbers masked (in any column), dates as dates."""
-    value = normalise(value)
-    if value is None or isinstance(value, dt.date | bool):
+    """A cell fit to hand back: as it came, except ID numbers (found in the normalised
+    text, so full-width digits do not hide one), which are masked in any column."""
+    folded = normalise(value)
+    if folded is None or isinstance(folded, dt.date | bool):
         return value
     if is_id:
-        return mask_id(compact(value).upper())
-    if isinstance(value, int | float):
-        text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+        return mask_id(compact(folded).upper())
+    if isinstance(folded, int | float):
+        text = compact(folded)
         masked = mask_citizen_ids(text)
         return value if masked == text else masked
-    return mask_citizen_ids(str(value))
+    masked = mask_citizen_ids(str(folded))
+    return value if masked == folded else masked
 
 
 def write_error_book(path: Path, sheets: dict[str, ErrorSheet]) -> Path:

@@ -28,7 +28,15 @@ from humiao.tabular.convert import normalise
 from humiao.tabular.errorbook import ErrorSheet, write_error_book
 from humiao.tabular.mapping import TableMapping
 from humiao.tabular.readers import Header, Limits, Sheet, TableError, locate_header, open_sheets
-from humiao.tabular.rows import KeyedHash, Row, RowBuilder, RowError, check_fields, derived_id
+from humiao.tabular.rows import (
+    KeyedHash,
+    Row,
+    RowBuilder,
+    RowError,
+    check_fields,
+    derived_id,
+    sender_terms,
+)
 from humiao.tabular.state import default_state_path, load_state, save_state
 
 DEFAULT_CHUNK = 1000
@@ -222,8 +230,8 @@ class _Sender:
             if outcome.outcome == ingest_pb2.REJECTED:
                 for reason in status_reasons(outcome.status):
                     path, _, why = reason.partition(": ")
-                    row.errors.append(RowError(row.sheet, row.number,
-                                               builder.column_of(path), why or path))
+                    row.errors.append(RowError(row.sheet, row.number, builder.column_of(path),
+                                               sender_terms(why or path)))
                 self.result.reject(row, builder.header)
                 continue
             if outcome.outcome == ingest_pb2.ACCEPTED:
@@ -283,10 +291,11 @@ def import_workbook(path: str | Path, mapping: TableMapping,
     if result.state_path is not None and sender.sent_keys:
         save_state(result.state_path, source, mapping.name, {**previous, **sender.sent_keys})
     result.errors.sort(key=lambda e: (e.sheet, e.row))  # gateway answers come in later
+    default_book = source_path.with_name(source_path.stem + ".errors.xlsx")
     if result.error_sheets:
-        result.error_book = write_error_book(
-            error_book or source_path.with_name(source_path.stem + ".errors.xlsx"),
-            result.error_sheets)
+        result.error_book = write_error_book(error_book or default_book, result.error_sheets)
+    elif error_book is None:
+        default_book.unlink(missing_ok=True)  # an earlier run's list no longer holds
     result.seconds = time.perf_counter() - started
     return result
 

@@ -197,7 +197,7 @@ class RowBuilder:
         except ValidationFailed as exc:
             for v in exc.violations:
                 row.errors.append(RowError(row.sheet, row.number,
-                                           self.column_of(v.field), v.description))
+                                           self.column_of(v.field), sender_terms(v.description)))
             return None
         return msg
 
@@ -251,6 +251,32 @@ def _plan(body_field: str, path: str) -> _Setter:
     enum = ({v.name: v.number for v in fd.enum_type.values} if fd.enum_type is not None
             else None)
     return _Setter(fd.name, int(m[2] or 0) if m[3] is not None else None, enum)
+
+
+#: The contract's most frequent reasons in the sender's words (the English stays beside).
+_GLOSSES = (
+    ("check digit does not match", "身份证号校验位不符"),
+    ("must be 18 characters", "应为18位"),
+    ("birth date that does not exist", "身份证号中的出生日期不存在"),
+    ("does not match the birth date", "与身份证号中的出生日期不符"),
+    ("must not be negative", "不能为负数"),
+    ("must not exceed", "金额过大"),
+    ("must not be after recordedAt", "晚于登记时间"),
+    ("years after recordedAt", "晚于登记时间过久"),
+    ("is required", "不能为空"),
+    ("same person as an earlier parent", "与另一位父母是同一人"),
+    ("may not send events for region", "本单位无权报送该地区的数据"),
+    ("may not send", "本单位无权报送此类数据"),
+    ("does not match credential", "来源与凭证不符"),
+)
+
+
+def sender_terms(reason: str) -> str:
+    """A contract reason in Chinese first when it is a frequent one."""
+    for english, chinese in _GLOSSES:
+        if english in reason:
+            return f"{chinese}（{reason}）"
+    return reason
 
 
 def _heading(header: Header, index: int) -> str:
