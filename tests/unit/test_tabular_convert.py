@@ -23,7 +23,7 @@ from humiao.tabular.convert import (
 )
 from humiao.tabular.mapping import MappingError, builtin_names, load_mapping, parse_mapping
 from humiao.tabular.readers import TableError, decode_csv, locate_header
-from humiao.tabular.rows import check_fields
+from humiao.tabular.rows import RowBuilder, check_fields
 from strategies import random_citizen_id
 
 ID = random_citizen_id(random.Random(7))
@@ -190,3 +190,50 @@ def test_csv_encodings() -> None:
     assert decode_csv(text.encode("utf-8")) == text
     with pytest.raises(TableError):
         decode_csv(b"\xff\xfe\x00\xd8\x00\xdc" * 3 + "中".encode("utf-16-le") + b"\x81")
+
+
+# --- event ids ----------------------------------------------------------------------------
+
+PAYEE = random_citizen_id(random.Random(8))
+HEADINGS = ["流水号", "儿童身份证号", "保障类别", "发放月份", "发放金额(元)", "发放日期",
+            "收款人身份证号", "行政区划代码"]
+
+
+def builder(key: bytes = b"k", source: str = "bank") -> RowBuilder:
+    mapping = load_mapping("payments")
+    header = locate_header([(1, HEADINGS)], mapping)
+    return RowBuilder(mapping, header, source, key, dt.datetime(2024, 4, 1, tzinfo=dt.UTC))
+
+
+def pay_row(did: str, fen: int) -> list[object]:
+    return [did, ID, "散居孤儿", "2024-03", f"{fen // 100}.{fen % 100:02d}", "2024-03-05",
+            PAYEE, "110105"]
+
+
+@given(did=st.from_regex(r"D-[A-Z0-9]{1,12}", fullmatch=True),
+       fen=st.integers(0, 10_000_000), other=st.integers(0, 10_000_000))
+def test_event_ids_follow_content_not_time_nor_order(did: str, fen: int, other: int) -> None:
+    first = builder().build("s", 2, pay_row(did, fen))
+    again = builder().build("s", 9, pay_row(did, fen))  # another import, another row number
+    assert first.envelope is not None and again.envelope is not None
+    assert first.envelope.event_id == again.envelope.event_id
+    assert first.key == again.key  # the same 流水号: the same row key
+    changed = builder().build("s", 2, pay_row(did, other))
+    assert changed.envelope is not None and changed.key == first.key
+    assert (changed.envelope.event_id == first.envelope.event_id) is (other == fen)
+    event_id = first.envelope.event_id
+    assert event_id.startswith("payments-") and not any(c.isdigit() for c in event_id)
+    assert ID not in event_id and first.key is not None and ID not in first.key
+    # another key or another source: other ids (nothing to confirm a guess with)
+    assert builder(key=b"other").build("s", 2, pay_row(did, fen)).envelope.event_id \
+        != event_id  # type: ignore[union-attr]
+    assert builder(source="bank2").build("s", 2, pay_row(did, fen)).envelope.event_id \
+        != event_id  # type: ignore[union-attr]
+
+
+def test_the_same_row_twice_in_one_file_is_two_facts() -> None:
+    b = builder()
+    one, two = b.build("s", 2, pay_row("D-1", 138000)), b.build("s", 3, pay_row("D-1", 138000))
+    assert one.envelope is not None and two.envelope is not None
+    assert one.envelope.event_id != two.envelope.event_id
+    assert two.envelope.recorded_at.ToDatetime() > one.envelope.recorded_at.ToDatetime()

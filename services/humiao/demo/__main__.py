@@ -276,6 +276,7 @@ def _write_results(args: argparse.Namespace, city: City, result: Score, first_ok
                    elapsed: float, sent: int, state: StackState, examples: list[str]) -> None:
     doc = {
         "shuffled": args.shuffled,
+        "from_workbooks": args.from_workbooks,
         "seed": city.config.seed,
         "children": city.children,
         "table": [
@@ -296,7 +297,8 @@ def _write_results(args: argparse.Namespace, city: City, result: Score, first_ok
         "metrics": supervisor.metrics_urls(state),
         "examples": examples,
     }
-    name = "results-shuffled.json" if args.shuffled else "results.json"
+    name = ("results-shuffled.json" if args.shuffled
+            else "results-workbooks.json" if args.from_workbooks else "results.json")
     out = (args.out or supervisor.state_dir() / "demo") / name
     out.write_text(json.dumps(doc, indent=2))
     say(f"results written to {out}")

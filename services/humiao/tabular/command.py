@@ -27,8 +27,8 @@ def register_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--set", dest="constants", action="append", default=[],
                        metavar="FIELD=VALUE",
                        help="a constant for every row, e.g. --set region=110105 (repeatable)")
-    group.add_argument("--source", help="the envelopes' source (default: the token's, from "
-                                        ".humiao/stack.json)")
+    group.add_argument("--source", help="the envelopes' source (default: the mapping's "
+                                        "`source`, else .humiao/stack.json's)")
     group.add_argument("--state", metavar="PATH",
                        help="what earlier imports sent, to retract corrected rows (default "
                             "beside FILE: .humiao-import.SOURCE.MAPPING.json)")
@@ -52,10 +52,10 @@ def run_spreadsheet(args: argparse.Namespace, path: Path, stub: Any, token: str,
     if not args.mapping:
         raise MappingError("a spreadsheet needs --mapping (one of "
                            + ", ".join(builtin_names()) + ", or a .toml file)")
-    source = args.source or default_source
+    mapping = load_mapping(args.mapping).with_constants(_constants(args.constants))
+    source = args.source or mapping.source or default_source
     if not source:
         raise MappingError("no source: pass --source (the name your token's credential has)")
-    mapping = load_mapping(args.mapping).with_constants(_constants(args.constants))
     return import_workbook(path, mapping, stub, token, source=source,
                            state_path=Path(args.state) if args.state else None,
                            error_book=Path(args.errors) if args.errors else None,

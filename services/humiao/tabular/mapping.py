@@ -6,6 +6,7 @@ Written in TOML by whoever knows the file (see docs/tabular-import.md):
     kind = "disbursement"             # the contract's body name
     key = ["流水号"]                   # optional: columns identifying a row across files
     recorded_at = "登记时间"           # optional column (absent: the time of the import)
+    source = "bank-daifa"              # optional: the source when `--source` names none
     [constants]                        # contract fields set for every row
     region = "110105"
     [[columns]]
@@ -32,7 +33,7 @@ from humiao.tabular.convert import SIMPLE_CONVERTERS, code_converter, header_tex
 DEFAULT_SKIP_PREFIXES = ("合计", "总计", "小计", "制表", "填表", "审核", "负责人", "单位负责人")
 _TYPES = {*SIMPLE_CONVERTERS, "code", "ignore"}
 _TOP_KEYS = {"name", "title", "kind", "key", "recorded_at", "constants", "columns", "codes",
-             "skip_rows_starting_with", "description"}
+             "skip_rows_starting_with", "description", "source"}
 _COLUMN_KEYS = {"header", "aliases", "field", "type", "codes", "fallback", "required"}
 MAX_MAPPING_BYTES = 256 * 1024
 
@@ -69,6 +70,8 @@ class TableMapping:
     recorded_at: str | None = None
     constants: Mapping[str, Any] = field(default_factory=dict)
     skip_prefixes: tuple[str, ...] = DEFAULT_SKIP_PREFIXES
+    #: the envelopes' source when the command line names none (a feed's own mapping)
+    source: str | None = None
 
     def with_constants(self, extra: Mapping[str, Any]) -> TableMapping:
         """The mapping with constants added or replaced (e.g. `--set region=110105`)."""
@@ -149,8 +152,11 @@ def parse_mapping(text: str, origin: str = "mapping") -> TableMapping:
     if not isinstance(constants, dict):
         raise MappingError(f"{origin}: `constants` must be a table")
     skip = tuple(doc.get("skip_rows_starting_with", DEFAULT_SKIP_PREFIXES))
+    source = doc.get("source")
+    if source is not None and not isinstance(source, str):
+        raise MappingError(f"{origin}: `source` must be a source name")
     return TableMapping(name, str(kind), columns, str(doc.get("title", "")), key, recorded_at,
-                        constants, skip)
+                        constants, skip, source)
 
 
 def _column(raw: Any, codes: dict[str, dict[str, str]], where: str) -> Column:
