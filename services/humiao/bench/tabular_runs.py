@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from humiao.bench.context import BenchContext
-from humiao.bench.ingest_runs import gateway
+from humiao.bench.ingest_runs import gateway_stub
 from humiao.domain.events import Disbursement, Envelope
 
 
@@ -49,28 +49,16 @@ def payment_files(ctx: BenchContext, envelopes: Sequence[Envelope], rows: int,
 
 def tabular_phase(ctx: BenchContext, envelopes: Sequence[Envelope], rows: int, source: str
                   ) -> dict[str, Any]:
-    from humiao.cli.ingest_cmd import import_file, open_stub
+    from humiao.cli.ingest_cmd import import_file
     from humiao.tabular import import_workbook, load_mapping
 
     book, lines, details = payment_files(ctx, envelopes, rows, source)
     try:
-        with gateway(ctx, "tabjsonl", source) as gw:
-            channel, stub = open_stub(gw.service.grpc)
-            try:
-                jsonl = import_file(lines, stub, gw.token, None, progress=False)
-            finally:
-                channel.close()
-            ctx.delete_topics([gw.kafka.events_topic, gw.kafka.alerts_topic,
-                               gw.kafka.deadletter_topic])
-        with gateway(ctx, "tabxlsx", source) as gw:
-            channel, stub = open_stub(gw.service.grpc)
-            try:
-                sheet = import_workbook(book, load_mapping("payments"), stub, gw.token,
-                                        source=source, progress=False)
-            finally:
-                channel.close()
-            ctx.delete_topics([gw.kafka.events_topic, gw.kafka.alerts_topic,
-                               gw.kafka.deadletter_topic])
+        with gateway_stub(ctx, "tabjsonl", source) as (gw, stub):
+            jsonl = import_file(lines, stub, gw.token, None, progress=False)
+        with gateway_stub(ctx, "tabxlsx", source) as (gw, stub):
+            sheet = import_workbook(book, load_mapping("payments"), stub, gw.token,
+                                    source=source, progress=False)
     finally:
         for path in (book, lines, book.with_name(book.stem + ".errors.xlsx")):
             path.unlink(missing_ok=True)
