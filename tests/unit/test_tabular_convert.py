@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from openpyxl import Workbook
 
+from humiao.tabular import read_workbook
 from humiao.tabular.convert import (
     CellError,
     contains_citizen_id,
@@ -22,7 +25,7 @@ from humiao.tabular.convert import (
     to_text,
 )
 from humiao.tabular.mapping import MappingError, builtin_names, load_mapping, parse_mapping
-from humiao.tabular.readers import TableError, decode_csv, locate_header
+from humiao.tabular.readers import Limits, TableError, _calamine_fits, decode_csv, locate_header
 from humiao.tabular.rows import RowBuilder, check_fields
 from strategies import random_citizen_id
 
@@ -237,3 +240,42 @@ def test_the_same_row_twice_in_one_file_is_two_facts() -> None:
     assert one.envelope is not None and two.envelope is not None
     assert one.envelope.event_id != two.envelope.event_id
     assert two.envelope.recorded_at.ToDatetime() > one.envelope.recorded_at.ToDatetime()
+
+
+# --- which reader reads a workbook ------------------------------------------------------
+
+
+def _book(path: Path, far: tuple[int, int] | None = None, formula: bool = False) -> Path:
+    book = Workbook()
+    ws = book.active
+    assert ws is not None
+    ws.append(["公民身份号码", "死亡日期"])
+    ws.append([ID, "=DATE(2024,2,1)" if formula else "2024-02-01"])
+    if far is not None:
+        ws.cell(row=far[0], column=far[1], value="x")
+    book.save(path)
+    return path
+
+
+def test_only_plain_bounded_workbooks_go_to_calamine(tmp_path: Path) -> None:
+    limits = Limits()
+    assert _calamine_fits(_book(tmp_path / "plain.xlsx"), limits)
+    assert not _calamine_fits(_book(tmp_path / "f.xlsx", formula=True), limits)
+    # a cell far right would make calamine hold a box 16,384 cells wide: openpyxl streams
+    assert not _calamine_fits(_book(tmp_path / "wide.xlsx", far=(3, 16384)), limits)
+    assert not _calamine_fits(_book(tmp_path / "long.xlsx", far=(200_000, 1)), limits)
+    with pytest.raises(TableError, match="1,048,576"):
+        _calamine_fits(_book(tmp_path / "huge.xlsx", far=(1_048_576, 1)), limits)
+
+
+def test_both_readers_give_the_same_rows(tmp_path: Path) -> None:
+    path = _book(tmp_path / "wide.xlsx", far=(3, 16384))  # openpyxl; only 64 columns read
+    mapping = load_mapping("deaths")
+    wide = read_workbook(path, mapping, source="psb")
+    plain = read_workbook(_book(tmp_path / "plain.xlsx"), mapping, source="psb")
+    assert wide.accepted == plain.accepted == 0  # nothing sent: read_workbook only reads
+    assert [e.person_died.date_of_death for e in wide.envelopes] == ["2024-02-01"]
+    assert [e.person_died.person_id for e in plain.envelopes] == [ID]
+    assert wide.envelopes[0].event_id == plain.envelopes[0].event_id  # same row, same fact
+    assert wide.envelopes[0].person_died == plain.envelopes[0].person_died
+    assert (wide.rejected, wide.skipped) == (0, 1)  # the far cell lies past the 64 columns read
