@@ -336,7 +336,8 @@ async def test_a_sheet_claiming_a_million_rows_is_refused_before_sending(
 
 
 async def test_the_command_line_routes_spreadsheets(target: Target, tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+                                                    capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from humiao.cli.main import main
 
     path = write_xlsx(tmp_path / "deaths.xlsx", BUILTIN_FILES["deaths"][1])
@@ -347,3 +348,11 @@ async def test_the_command_line_routes_spreadsheets(target: Target, tmp_path: Pa
     assert "接受 2" in out and "2 accepted" in out
     assert await asyncio.to_thread(main, argv[:2] + argv[4:]) == 2  # no --mapping
     assert "--mapping" in capsys.readouterr().err
+    # a gateway elsewhere than this machine with the development import key: a warning
+    elsewhere = [*argv[:5], target.address.replace("127.0.0.1", "0.0.0.0"), *argv[6:]]
+    assert await asyncio.to_thread(main, elsewhere) == 0
+    assert "HUMIAO_IMPORT_KEY" in capsys.readouterr().err
+    monkeypatch.setenv("HUMIAO_IMPORT_KEY", "a-key-of-the-bureau")
+    assert await asyncio.to_thread(main, elsewhere) == 0
+    captured = capsys.readouterr()
+    assert "HUMIAO_IMPORT_KEY" not in captured.err and "接受 2" in captured.out  # new key

@@ -336,7 +336,8 @@ def _spreadsheet(args: argparse.Namespace, path: Path, target: str, token: str) 
 
     channel, stub = open_stub(target)
     try:
-        result = run_spreadsheet(args, path, stub, token, read_stack_state().get("source"))
+        result = run_spreadsheet(args, path, stub, token, read_stack_state().get("source"),
+                                 target)
     except (MappingError, TableError, ValueError) as exc:
         raise ImportFailed(f"{path}: {exc}") from None
     finally:

@@ -4,10 +4,16 @@ the tabular import (the `ingest` command routes spreadsheet files here)."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
-from humiao.tabular.importer import ImportResult, import_workbook
+from humiao.tabular.importer import (
+    DEVELOPMENT_KEY,
+    ImportResult,
+    ImportSettings,
+    import_workbook,
+)
 from humiao.tabular.mapping import MappingError, builtin_names, load_mapping
 from humiao.tabular.readers import TableError
 
@@ -47,8 +53,13 @@ def _constants(pairs: list[str]) -> dict[str, Any]:
 
 
 def run_spreadsheet(args: argparse.Namespace, path: Path, stub: Any, token: str,
-                    default_source: str | None) -> ImportResult:
+                    default_source: str | None, target: str = "") -> ImportResult:
     """Raises MappingError or TableError with a message for the user."""
+    if not target.startswith(("127.", "localhost", "[::1]")) and \
+            ImportSettings().humiao_import_key == DEVELOPMENT_KEY:
+        print("warning: HUMIAO_IMPORT_KEY is unset (the development key derives the event "
+              "ids): set a key of your own, kept for good, before importing for real",
+              file=sys.stderr)
     if not args.mapping:
         raise MappingError("a spreadsheet needs --mapping (one of "
                            + ", ".join(builtin_names()) + ", or a .toml file)")

@@ -43,12 +43,15 @@ DEFAULT_CHUNK = 1000
 IN_FLIGHT = 3
 
 
+DEVELOPMENT_KEY = SecretStr("humiao-development-import-key")
+
+
 class ImportSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
-    #: Key of the HMAC deriving event ids and row keys from rows. One per source
+    #: Key of the keyed hash deriving event ids and row keys from rows. One per source
     #: deployment, never changed (a new key makes a re-import new facts).
-    humiao_import_key: SecretStr = SecretStr("humiao-development-import-key")
+    humiao_import_key: SecretStr = DEVELOPMENT_KEY
 
 
 @dataclass
