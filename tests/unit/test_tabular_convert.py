@@ -279,3 +279,4 @@ def test_both_readers_give_the_same_rows(tmp_path: Path) -> None:
     assert wide.envelopes[0].event_id == plain.envelopes[0].event_id  # same row, same fact
     assert wide.envelopes[0].person_died == plain.envelopes[0].person_died
     assert (wide.rejected, wide.skipped) == (0, 1)  # the far cell lies past the 64 columns read
+    assert wide.adds_up and plain.adds_up and wide.read == len(wide.envelopes) == 1

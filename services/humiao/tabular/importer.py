@@ -56,8 +56,9 @@ class ImportSettings(BaseSettings):
 
 @dataclass
 class ImportResult:
-    """What an import did. read = accepted + duplicates + rejected; skipped rows (blank,
-    totals, sign-off lines) are not read."""
+    """What an import did: read = accepted + duplicates + rejected (after read_workbook,
+    which sends nothing: read = len(envelopes) + rejected); skipped rows (blank, totals,
+    sign-off lines) are not read."""
 
     path: Path
     mapping: str
@@ -80,7 +81,8 @@ class ImportResult:
 
     @property
     def adds_up(self) -> bool:
-        return self.read == self.accepted + self.duplicates + self.rejected
+        done = self.accepted + self.duplicates + self.rejected + len(self.envelopes)
+        return self.read == done
 
     @property
     def rows_per_second(self) -> float:
