@@ -358,3 +358,29 @@ async def test_the_command_line_routes_spreadsheets(target: Target, tmp_path: Pa
     assert await asyncio.to_thread(main, elsewhere) == 0
     captured = capsys.readouterr()
     assert "HUMIAO_IMPORT_KEY" not in captured.err and "接受 2" in captured.out  # new key
+
+
+async def test_several_sheets_and_a_key_twice_in_one_file(target: Target, tmp_path: Path
+                                                         ) -> None:
+    """One sheet per district is read sheet by sheet; a sheet of something else is named,
+    not skipped silently; a 流水号 twice in one file keeps the later row, retracting the
+    earlier."""
+    book = Workbook()
+    first = book.active
+    assert first is not None
+    first.title = "东城区"
+    for row in (PAYMENT_HEADINGS, payment("D-1"), payment("D-2")):
+        first.append(row)
+    second = book.create_sheet("西城区")
+    for row in (PAYMENT_HEADINGS, payment("D-3", child=CHILD2),
+                payment("D-2", amount="1390.00")):  # D-2 again, corrected
+        second.append(row)
+    notes = book.create_sheet("说明")
+    notes.append(["本表由银行系统导出"])
+    book.save(tmp_path / "pay.xlsx")
+    result = await run_import(target, tmp_path / "pay.xlsx", "payments")
+    assert result.sheets == ["东城区", "西城区"] and list(result.skipped_sheets) == ["说明"]
+    assert "说明" in result.render() and "缺少列" in result.skipped_sheets["说明"]
+    assert (result.read, result.accepted, result.retracted) == (4, 4, 1)
+    again = await run_import(target, tmp_path / "pay.xlsx", "payments")
+    assert (again.accepted, again.duplicates, again.retracted) == (0, 4, 0)  # all sent before

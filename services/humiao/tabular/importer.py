@@ -227,8 +227,8 @@ class _Sender:
         from humiao.cli.ingest_cmd import _submit_with_retry, status_reasons
 
         answer = _submit_with_retry(self.stub, request, self.metadata, call, self.timeout)
-        if rows is None:  # retractions of earlier versions
-            self.result.retracted += answer.accepted + answer.duplicates
+        if rows is None:  # retractions of earlier versions (a duplicate: retracted before)
+            self.result.retracted += answer.accepted
             return
         for outcome in answer.results:
             builder, row = rows[outcome.index]
