@@ -8,7 +8,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GEN_STAMP := services/humiao/api/.generated
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto demo demo-shuffled test test-unit test-integration test-faults lint bench up down status clean
+.PHONY: help install proto demo demo-shuffled demo-workbooks test test-unit test-integration test-faults lint bench up down status clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ demo: install ## The main job: a synthetic city through the real stack, with pre
 
 demo-shuffled: install ## The same city, shuffled with duplicates: must print identical results
 	$(PY) -m humiao.demo --shuffled $(DEMO_ARGS)
+
+demo-workbooks: install ## The same city as the .xlsx workbooks a bureau receives, fed from them: same table
+	$(PY) -m humiao.demo --from-workbooks $(DEMO_ARGS)
 
 test: install ## Run the whole test suite (unit, integration, e2e, faults)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,5 +1,6 @@
 """`python -m humiao.demo` on a small city: the real stack finds exactly the ground truth,
-in recorded order and shuffled with duplicates, and prints the same table both times."""
+in recorded order, shuffled with duplicates, and fed from the workbooks a bureau would
+receive, and prints the same table each time."""
 
 from __future__ import annotations
 
@@ -36,12 +37,13 @@ def test_small_city_scores_perfectly_recorded_and_shuffled(
     env = {**os.environ, "DATABASE_URL": admin_dsn, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
     outputs: dict[str, str] = {}
     try:
-        for mode in ("recorded", "shuffled"):
+        for mode in ("recorded", "shuffled", "workbooks"):
             proc = subprocess.run(
                 [sys.executable, "-m", "humiao.demo", "--children", "220", "--seed", "31",
                  "--partitions", "3", "--database", database, "--out", str(tmp_path),
                  "--timeout", "150",
-                 *(["--shuffled"] if mode == "shuffled" else [])],
+                 *({"shuffled": ["--shuffled"], "workbooks": ["--from-workbooks"]}
+                   .get(mode, []))],
                 env=env, cwd=ROOT, capture_output=True, text=True, timeout=240,
             )
             assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
@@ -62,6 +64,13 @@ def test_small_city_scores_perfectly_recorded_and_shuffled(
     assert mixed["envelopes_sent"] > recorded["envelopes_sent"]  # duplicates were sent
     assert recorded["table"] == mixed["table"]
     assert table_lines(outputs["recorded"]) == table_lines(outputs["shuffled"])
+    books = json.loads((tmp_path / "results-workbooks.json").read_text())
+    assert books["perfect"] and books["before_corrections_match"] and books["from_workbooks"]
+    assert books["table"] == recorded["table"]
+    assert table_lines(outputs["workbooks"]) == table_lines(outputs["recorded"])
+    assert "as workbooks: roster.xlsx" in outputs["workbooks"]
+    assert {p.name for p in (tmp_path / "city" / "workbooks").glob("*.xlsx")} >= {
+        "roster.xlsx", "guardians.xlsx", "payments.xlsx", "cycles.xlsx", "standards.xlsx"}
 
     out = outputs["shuffled"]
     assert "RESULT: 100% precision and recall on every check" in out

@@ -119,7 +119,8 @@ def test_command_line_defaults_are_the_full_run() -> None:
     full = parse_args([])
     assert full.events == 1_000_000
     assert full.memory_sizes == [10_000, 100_000, 1_000_000]
-    assert full.steps == ["raw", "verifier", "two", "ingest", "latency", "memory"]
+    assert full.steps == ["raw", "verifier", "two", "ingest", "latency", "memory", "tabular"]
+    assert full.ingest_events == 100_000  # also the rows of the payment workbook (step 7)
     quick = parse_args(["--quick"])
     assert quick.events == 100_000
     assert max(quick.memory_sizes) == 100_000
@@ -157,3 +158,13 @@ def test_city_of_size_reaches_the_asked_number_of_events() -> None:
     assert sized.envelopes[-len(sized.city.corrections):] == list(sized.city.corrections) \
         or not sized.city.corrections
     assert len(sized.envelopes) < 3000 * 1.3  # sized, not wildly over
+
+
+def test_the_workbook_ratio_is_in_the_table() -> None:
+    rows = {r.name.strip(): r for r in results_rows(
+        {"import_workbook_rows_per_s": 6000, "import_jsonl_events_per_s": 10000,
+         "import_workbook_to_jsonl_ratio": 0.6})}
+    assert rows["ratio workbook/JSON lines"].met is True
+    assert rows["payment workbook import"].value == "6,000/s"
+    low = {r.name.strip(): r for r in results_rows({"import_workbook_to_jsonl_ratio": 0.4})}
+    assert low["ratio workbook/JSON lines"].met is False

@@ -489,9 +489,16 @@ def test_corrected_enrollment_replaces_earlier() -> None:
     assert found(old, new, *facts) == set()
 
 
-def test_enrollment_end_before_reenrollment_is_ignored() -> None:
-    facts = [enrolled(OD, "2024-01-15"), guardian(), ended("2023-05-31"), paid("2024-03")]
+def test_enrollment_end_of_an_earlier_spell_is_ignored() -> None:
+    facts = [enrolled(OD, "2022-02-01"), enrolled(OD, "2024-01-15"), guardian(),
+             ended("2023-05-31"), paid("2024-03")]
     assert found(*facts) == set()
+
+
+def test_enrollment_end_before_the_only_approval_voids_it() -> None:
+    # DESIGN.md section 3, enrollment spells: no earlier spell, so the end voids this one
+    facts = [enrolled(OD, "2024-01-15"), guardian(), ended("2023-05-31"), paid("2024-03")]
+    assert found(*facts) == {("PAID_AFTER_ENROLLMENT_ENDED", "2024-03")}
 
 
 # --- missed payment -------------------------------------------------------------------------

@@ -4,8 +4,9 @@ Steps (issue 7): 1 raw kafka-python consumption of the input topic (the limit); 
 verifier from offset zero, one process then two (same group, two partitions), each into
 a fresh database; 3 ingest by SubmitBatch and by file import; 4 latency at a steady rate;
 5 the verifier's peak RSS for growing numbers of children; 6 replay (= the one-process
-run of step 2: offset zero into an empty database). The input of 1, 2 and 6 is produced
-once: a demo-generator city of at least --events facts (late corrections included).
+run of step 2: offset zero into an empty database); 7 a payment workbook imported against
+the same events as JSON lines (`import_workbook_to_jsonl_ratio`). The input of 1, 2 and 6
+is produced once: a demo-generator city of at least --events facts (late corrections included).
 
 Uses KAFKA_BOOTSTRAP_SERVERS when set, else starts the embedded broker; DATABASE_URL's
 server (else 127.0.0.1:5432, else the embedded PostgreSQL) for databases of its own,
@@ -32,7 +33,7 @@ from humiao.config import PrivacySettings
 from humiao.stack.database import resolve_admin_dsn
 from humiao.stack.supervisor import project_root
 
-STEPS = ("raw", "verifier", "two", "ingest", "latency", "memory")
+STEPS = ("raw", "verifier", "two", "ingest", "latency", "memory", "tabular")
 log = logging.getLogger("humiao.bench")
 
 

@@ -56,6 +56,21 @@ def gateway(ctx: BenchContext, tag: str, source: str,
         ctx.drop_database(dsn)
 
 
+@contextlib.contextmanager
+def gateway_stub(ctx: BenchContext, tag: str, source: str) -> Iterator[tuple[Gateway, Any]]:
+    """A fresh gateway (see `gateway`) and a stub on it; its topics deleted afterwards."""
+    from humiao.cli.ingest_cmd import open_stub
+
+    with gateway(ctx, tag, source) as gw:
+        channel, stub = open_stub(gw.service.grpc)
+        try:
+            yield gw, stub
+        finally:
+            channel.close()
+        ctx.delete_topics([gw.kafka.events_topic, gw.kafka.alerts_topic,
+                           gw.kafka.deadletter_topic])
+
+
 def requests_of(envelopes: Sequence[Envelope], chunk: int = CHUNK) -> list[Any]:
     from humiao.adapters.codec import envelope_to_proto
     from humiao.api.ingest.v1 import ingest_pb2
@@ -114,21 +129,15 @@ def batch_throughput(ctx: BenchContext, envelopes: Sequence[Envelope], source: s
 
 def file_throughput(ctx: BenchContext, envelopes: Sequence[Envelope], source: str
                     ) -> dict[str, Any]:
-    from humiao.cli.ingest_cmd import import_file, open_stub
+    from humiao.cli.ingest_cmd import import_file
     from humiao.demo.generator import write_envelopes
 
     path = ctx.workdir / "ingest-events.jsonl"
     write_envelopes(path, envelopes)
     rejects = path.with_name(path.name + ".rejects.jsonl")
     try:
-        with gateway(ctx, "ingestfile", source) as gw:
-            channel, stub = open_stub(gw.service.grpc)
-            try:
-                summary = import_file(path, stub, gw.token, rejects, progress=False)
-            finally:
-                channel.close()
-            ctx.delete_topics([gw.kafka.events_topic, gw.kafka.alerts_topic,
-                               gw.kafka.deadletter_topic])
+        with gateway_stub(ctx, "ingestfile", source) as (gw, stub):
+            summary = import_file(path, stub, gw.token, rejects, progress=False)
     finally:
         size = path.stat().st_size if path.exists() else 0
         path.unlink(missing_ok=True)

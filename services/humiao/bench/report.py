@@ -130,6 +130,10 @@ def results_rows(res: Mapping[str, Any]) -> list[Row]:
         Row("replay from offset 0", fmt_rate(g("replay_events_per_s"))),
         Row("ingest SubmitBatch", fmt_rate(g("ingest_batch_events_per_s"))),
         Row("ingest file import", fmt_rate(g("ingest_file_events_per_s"))),
+        Row("payment workbook import", fmt_rate(g("import_workbook_rows_per_s"))),
+        Row("  same events as JSON lines", fmt_rate(g("import_jsonl_events_per_s"))),
+        Row("  ratio workbook/JSON lines", fmt_ratio(g("import_workbook_to_jsonl_ratio")),
+            ">= 0.5", _met(g("import_workbook_to_jsonl_ratio"), lambda v: v >= 0.5)),
     ]
     rows += [
         Row("latency p50 (accept->alert)", fmt_ms(g("latency_p50_ms"))),

@@ -41,6 +41,9 @@ def run_all(run: Run) -> None:
         run.step(f"4. latency at {run.args.latency_rate} events/s", lambda: latency(run))
     if "memory" in wanted:
         run.step("5. verifier peak memory by children", lambda: memory(run))
+    if "tabular" in wanted:
+        run.step("7. tabular import: a payment workbook against the same JSON lines",
+                 lambda: tabular(run))
 
 
 def batch_max(run: Run) -> int:
@@ -229,3 +232,28 @@ def memory(run: Run) -> None:
     if len(sizes) >= 2:
         run.flat["memory_growth_ratio"] = round(
             found[size_label(sizes[-1])] / found[size_label(sizes[-2])], 3)
+
+
+def tabular(run: Run) -> None:
+    from humiao.bench.tabular_runs import tabular_phase
+    from humiao.bench.workload import city_of_size
+
+    args = run.args
+    rows = args.ingest_events
+    sized = city_of_size(int(rows * 1.3), months=args.months, seed=args.seed + 2)
+    result = tabular_phase(run.ctx, sized.envelopes, rows, sized.city.config.source)
+    run.details["tabular"] = result
+    run.flat["import_jsonl_events_per_s"] = result["jsonl"]["events_per_s"]
+    run.flat["import_workbook_rows_per_s"] = result["workbook"]["rows_per_s"]
+    set_ratio(run, "import_workbook_to_jsonl_ratio", "import_workbook_rows_per_s",
+              "import_jsonl_events_per_s")
+    say(f"   {result['rows']} payment rows ({result['workbook_mb']} MB .xlsx, "
+        f"{result['jsonl_mb']} MB JSON lines; converting alone "
+        f"{result['convert_only_rows_per_s']:,} rows/s)")
+    say(f"   JSON lines {result['jsonl']['events_per_s']:,} events/s, workbook "
+        f"{result['workbook']['rows_per_s']:,} rows/s: ratio "
+        f"{run.flat['import_workbook_to_jsonl_ratio']} (target >= 0.5)")
+    for name, key in (("jsonl", "events"), ("workbook", "rows")):
+        r = result[name]
+        if r["accepted"] != r[key]:
+            raise RuntimeError(f"tabular {name}: only {r['accepted']} of {r[key]} accepted")

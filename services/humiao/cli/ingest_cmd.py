@@ -34,6 +34,7 @@ from humiao.api.events.v1 import events_pb2
 from humiao.api.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from humiao.domain.validation import ValidationFailed
 from humiao.stack.supervisor import state_file
+from humiao.tabular.command import is_spreadsheet, register_options
 
 TARGET_ENV = "HUMIAO_INGEST_TARGET"
 TOKEN_ENV = "HUMIAO_INGEST_TOKEN"
@@ -312,6 +313,8 @@ def run(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise ImportFailed(f"{path}: no such file")
         target, token = resolve_target_and_token(args.target, args.token)
+        if is_spreadsheet(path):
+            return _spreadsheet(args, path, target, token)
         rejects = Path(args.rejects) if args.rejects else path.with_name(path.name +
                                                                           ".rejects.jsonl")
         channel, stub = open_stub(target)
@@ -326,10 +329,29 @@ def run(args: argparse.Namespace) -> int:
     return 0  # the import completed; rejected lines are counted above and in the side file
 
 
+def _spreadsheet(args: argparse.Namespace, path: Path, target: str, token: str) -> int:
+    """FILE.xlsx / FILE.csv with --mapping: humiao.tabular does the work."""
+    from humiao.tabular.command import TableError, run_spreadsheet
+    from humiao.tabular.mapping import MappingError
+
+    channel, stub = open_stub(target)
+    try:
+        result = run_spreadsheet(args, path, stub, token, read_stack_state().get("source"),
+                                 target)
+    except (MappingError, TableError, ValueError) as exc:
+        raise ImportFailed(f"{path}: {exc}") from None
+    finally:
+        channel.close()
+    print(result.render())
+    args.import_summary = result
+    return 0
+
+
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "ingest",
-        help="import a file of envelopes (canonical JSON lines, .gz too) through the gateway",
+        help="import a file of envelopes (canonical JSON lines, .gz too) or a spreadsheet "
+             "(.xlsx, .csv with --mapping) through the gateway",
         description=(
             "Stream FILE (one canonical-JSON envelope per line, plain or gzip) through the "
             "running ingest gateway. `humiao ingest hash-token [TOKEN]` prints the hash of a "
@@ -345,4 +367,5 @@ def register(sub: Any) -> None:
     parser.add_argument("--token", help=f"source token (default ${TOKEN_ENV})")
     parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK,
                         help=f"events per SubmitBatch call (default {DEFAULT_CHUNK})")
+    register_options(parser)
     parser.set_defaults(func=run)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from humiao.demo.generator import City, CityConfig, ExpectedAlert, generate_city, write_city
 from humiao.demo.scoring import RaisedAlert, Score, fetch_alerts, render, score
+from humiao.demo.workbooks import Workbook
 from humiao.domain.alerts import AlertCode
 from humiao.domain.values import format_fen
 from humiao.stack import supervisor
@@ -53,6 +54,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m humiao.demo", description=__doc__.split("\n")[0])
     p.add_argument("--shuffled", action="store_true",
                    help="feed the same city shuffled, with duplicates and late arrivals")
+    p.add_argument("--from-workbooks", action="store_true",
+                   help="write the city as the .xlsx workbooks a bureau would receive (one "
+                        "per feed, built-in mappings) and feed those instead of JSON lines")
     p.add_argument("--keep-running", action="store_true",
                    help="leave the demo stack running at the end (stop: humiao down "
                         "with HUMIAO_STATE_DIR=.humiao/demo/stack)")
@@ -66,7 +70,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="database the demo (re)creates for itself (humiao_demo)")
     p.add_argument("--out", type=Path, default=None,
                    help="working directory (default .humiao/demo under the project)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.from_workbooks and args.shuffled:
+        p.error("--from-workbooks feeds the recorded order; not with --shuffled")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,7 +89,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     city = generate_city(config)
     files = write_city(city, workdir / "city", shuffle=args.shuffled)
     sent_events = _count_lines(files.events)
-    sent_fixes = _count_lines(files.corrections)
     say(f"city: {city.children} children in {len(config.regions)} districts "
         f"({', '.join(config.regions)}), {config.months} months from {config.start}, "
         f"seed {config.seed}")
@@ -90,6 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{len(city.corrections)} late corrections -> {workdir / 'city'} "
         f"({time.monotonic() - t0:.1f}s)")
     _print_stories(city)
+    books: list[Workbook] = []
+    corrections = files.corrections
+    if args.from_workbooks:
+        books, corrections = as_workbooks(city, workdir / "city")
+    sent_fixes = _count_lines(corrections)
 
     stack_dir = workdir / "stack"
     old = supervisor.load_state(stack_dir)
@@ -111,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     ok = False
     try:
-        ok = run(args, city, files.events, files.corrections, sent_events, sent_fixes, state)
+        ok = run(args, city, books or files.events, corrections, sent_events, sent_fixes,
+                 state)
     except TimeoutError as exc:
         say(f"\n{exc}; the services' logs are in {stack_dir / 'logs'}")
     finally:
@@ -125,12 +137,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0 if ok else 1
 
 
-def run(args: argparse.Namespace, city: City, events: Path, corrections: Path,
-        sent_events: int, sent_fixes: int, state: StackState) -> bool:
+def run(args: argparse.Namespace, city: City, events: Path | list[Workbook],
+        corrections: Path, sent_events: int, sent_fixes: int, state: StackState) -> bool:
     say("")
-    say(f"feeding {sent_events} envelopes through the ingest gateway ({state.ingest}) ...")
+    what = f"{len(events)} workbooks" if isinstance(events, list) else "envelopes"
+    say(f"feeding {sent_events} facts as {what} through the ingest gateway "
+        f"({state.ingest}) ...")
     t_feed = time.monotonic()
-    first = feed(state, events)
+    first = feed_workbooks(state, events) if isinstance(events, list) else feed(state, events)
     waited = supervisor.wait_until_processed(state.database_url, state.kafka,
                                              group=state.verifier_group, timeout=args.timeout)
     t_first = time.monotonic() - t_feed
@@ -195,6 +209,47 @@ def feed(state: StackState, path: Path) -> dict[str, int]:
             "rejected": summary.rejected}
 
 
+def as_workbooks(city: City, directory: Path) -> tuple[list[Workbook], Path]:
+    """The city's history as workbooks (city/workbooks/*.xlsx), and its late corrections
+    as JSON lines whose retractions name the ids the workbook rows are imported under."""
+    from humiao.demo.generator import write_envelopes
+    from humiao.demo.workbooks import derived_ids, remap_retractions, write_workbooks
+
+    t0 = time.monotonic()
+    books = write_workbooks(city.events, directory / "workbooks")
+    ids: dict[str, str] = {}
+    for book in books:
+        ids.update(derived_ids(book, city.config.source))
+    corrections = directory / "corrections-for-workbooks.jsonl"
+    write_envelopes(corrections, remap_retractions(city.corrections, ids))
+    listed = ", ".join(f"{b.path.name} ({len(b.envelopes)} rows)" for b in books)
+    say(f"      as workbooks: {listed} -> {directory / 'workbooks'} "
+        f"({time.monotonic() - t0:.1f}s)")
+    return books, corrections
+
+
+def feed_workbooks(state: StackState, books: list[Workbook]) -> dict[str, int]:
+    """Each workbook through the gateway, as `humiao ingest FILE.xlsx --mapping` does."""
+    from humiao.cli.ingest_cmd import open_stub
+    from humiao.tabular import import_workbook, load_mapping
+
+    counts = {"accepted": 0, "duplicates": 0, "rejected": 0}
+    channel, stub = open_stub(state.ingest)
+    try:
+        for book in books:
+            result = import_workbook(book.path, load_mapping(book.mapping), stub,
+                                     state.source_token, source=state.source, progress=False)
+            counts["accepted"] += result.accepted
+            counts["duplicates"] += result.duplicates
+            counts["rejected"] += result.rejected
+            if result.rejected:
+                say(f"  {book.path.name}: {result.rejected} rows rejected, see "
+                    f"{result.error_book}")
+    finally:
+        channel.close()
+    return counts
+
+
 def _count_lines(path: Path) -> int:
     with path.open("rb") as fh:
         return sum(1 for line in fh if line.strip())
@@ -221,6 +276,7 @@ def _write_results(args: argparse.Namespace, city: City, result: Score, first_ok
                    elapsed: float, sent: int, state: StackState, examples: list[str]) -> None:
     doc = {
         "shuffled": args.shuffled,
+        "from_workbooks": args.from_workbooks,
         "seed": city.config.seed,
         "children": city.children,
         "table": [
@@ -241,7 +297,8 @@ def _write_results(args: argparse.Namespace, city: City, result: Score, first_ok
         "metrics": supervisor.metrics_urls(state),
         "examples": examples,
     }
-    name = "results-shuffled.json" if args.shuffled else "results.json"
+    name = ("results-shuffled.json" if args.shuffled
+            else "results-workbooks.json" if args.from_workbooks else "results.json")
     out = (args.out or supervisor.state_dir() / "demo") / name
     out.write_text(json.dumps(doc, indent=2))
     say(f"results written to {out}")

@@ -15,9 +15,16 @@ Decisions (the rules a caseworker can expect):
   two guardian appointments effective the same day, two standards for one region, program
   and month, a disbursement id sent twice), the one recorded latest wins (largest
   ``recordedAt``, ties broken by the larger ``event_id``): a later record is a correction.
-- **Enrollment ends.** An ``enrollmentEnded`` effective before the enrollment's approval
-  date belongs to an earlier spell (the child was re-enrolled) and is ignored; of the rest,
-  the one recorded latest applies.
+- **Enrollment spells** (DESIGN.md section 3). Each enrollment of a program is a spell
+  starting at its approval date; the enrollment in force (the latest recorded) is the
+  latest spell, and enrollments of the program approved before it are earlier spells (one
+  recorded earlier with a later approval date is superseded, not a spell). An
+  ``enrollmentEnded`` ends the spell approved on or before its effective date, the latest
+  such; one dated before every approval voids the earliest spell (the child never
+  qualified under it). Only ends of the spell in force apply; of those, the one recorded
+  latest. So an end dated before the approval of a child enrolled once voids that
+  enrollment, and one between an earlier spell and the re-enrollment is the earlier
+  spell's.
 - **Reversals.** A reversed disbursement (any non-retracted ``disbursementReversed`` naming
   its disbursementId) no longer counts as paid and is dropped from the timeline.
 - **Concern.** Facts that do not concern the child are ignored: child facts of other
@@ -89,6 +96,20 @@ def persons_in(body: object) -> tuple[str, ...]:
     if isinstance(body, ChildEnrolled):
         return tuple(p.person_id for p in body.parents)
     return ()
+
+
+def ends_spell_in_force(
+    end_day: dt.date, in_force: dt.date, approvals: Collection[dt.date]
+) -> bool:
+    """Does an enrollmentEnded effective `end_day` end the spell in force, approved
+    `in_force`, given the approval dates of every enrollment of that program? It ends the
+    latest spell approved on or before its day; dated before every approval, the earliest
+    spell, which it voids. Approvals after the one in force are superseded records."""
+    if end_day >= in_force:
+        return True
+    # before the spell in force: it is that spell's only when no earlier spell exists,
+    # i.e. the day precedes every approval and the one in force is the earliest
+    return all(in_force <= day for day in approvals)
 
 
 def dedupe(facts: Iterable[Envelope]) -> dict[str, Envelope]:
@@ -454,6 +475,7 @@ def _index(
     standards_raw: dict[tuple[str, Program, int], Envelope] = {}
     cycles_raw: dict[tuple[int, str], Envelope] = {}
     retractions: dict[str, str] = {}
+    approvals: dict[Program, list[dt.date]] = {}  # every enrollment's, per program
 
     for eid, env in unique.items():
         if eid in gone:
@@ -487,6 +509,7 @@ def _index(
             continue
         elif isinstance(body, ChildEnrolled):
             _keep_latest(enrollments, body.program, env)
+            approvals.setdefault(body.program, []).append(body.approved_on)
         elif isinstance(body, EnrollmentEnded):
             ends_all.append(env)
         elif isinstance(body, GuardianAppointed):
@@ -503,9 +526,10 @@ def _index(
     for env in ends_all:
         e = cast(EnrollmentEnded, env.body)
         enr = enrollments.get(e.program)
-        if enr is None or e.effective_date < cast(ChildEnrolled, enr.body).approved_on:
-            continue
-        _keep_latest(ends, e.program, env)
+        if enr is not None and ends_spell_in_force(
+            e.effective_date, cast(ChildEnrolled, enr.body).approved_on, approvals[e.program]
+        ):
+            _keep_latest(ends, e.program, env)
 
     guardian_dates = sorted(guardians_by_date)
     guardians = [guardians_by_date[day] for day in guardian_dates]
