@@ -51,7 +51,7 @@ T0 = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
 def note(i: int = 1, *, status: str = "OPEN", version: int = 1, code: str = "PAID_AFTER_DEATH",
          region: str = "110105", amount: int = 123456) -> Note:
     return Note(f"A{i:024d}", version, code, status, region, "2026-02", amount,
-                "110105********123X", T0)
+                "110105***********X", T0)
 
 
 def test_the_issue_routes_file_works_as_written() -> None:
@@ -156,7 +156,7 @@ def test_a_long_group_is_split_within_the_byte_limit_and_lists_each_alert_once()
         assert sum(line.alert_id in m.markdown for line in m.lines) == len(m.lines)
     first = messages[0].markdown
     assert "死亡后发放" in first and "110105" in first and "2026-02" in first
-    assert "1,234.56 元" in first and "`110105********123X`" in first
+    assert "1,234.56 元" in first and "`110105***********X`" in first
     assert "https://console.example/alerts/A" in first
     assert f"(1/{len(messages)})" in first
 

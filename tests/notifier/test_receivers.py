@@ -27,7 +27,7 @@ T0 = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.UTC)
 def group_message() -> Message:
     notes = [
         (Note(f"A{i:024d}", 1, "PAID_AFTER_DEATH", "OPEN", "110105", "2026-02", 50_000,
-              "110105********123X", T0), Announce.NEW)
+              "110105***********X", T0), Announce.NEW)
         for i in range(3)
     ]
     (msg,) = compose_group(Route("r", None, None), "110105", "PAID_AFTER_DEATH", notes,
@@ -125,7 +125,7 @@ async def test_webhook_is_alertmanager_v4_and_signed(
     assert payload["groupLabels"] == {"region": "110105", "code": "PAID_AFTER_DEATH"}
     alert = payload["alerts"][0]
     assert alert["labels"]["alertname"] == "PAID_AFTER_DEATH"
-    assert alert["annotations"]["child"] == "110105********123X"
+    assert alert["annotations"]["child"] == "110105***********X"
     assert alert["endsAt"] == "0001-01-01T00:00:00Z"
     assert alert["generatorURL"].startswith("https://console.example/alerts/A")
     forged = Webhook("h", emu.url, client=client, secret="other")
@@ -170,7 +170,7 @@ async def test_email_over_smtp() -> None:
         first, second = (message_from_bytes(m) for m in inbox.mails)
         assert "测试消息" in str(first["Subject"]) or "=?utf-8?" in first["Subject"]
         assert second["Message-ID"] == "<humiao-m-8@example.org>"
-        assert "110105********123X" in second.get_payload(decode=True).decode()
+        assert "110105***********X" in second.get_payload(decode=True).decode()
         down = Email("m", host="127.0.0.1", port=9, sender="a@b.c", to=["d@e.f"], tls="none")
         assert (await down.send(group_message(), 9)).outcome is Outcome.FAILED
     finally:

@@ -45,7 +45,7 @@ def parse_duration(text: str, field_name: str) -> dt.timedelta:
 @dataclass(frozen=True, slots=True)
 class Note:
     """One alert version as the notifier keeps it: nothing that names or identifies a
-    child beyond `child_mask` (the masked ID, e.g. 110105********123X)."""
+    child beyond `child_mask` (the masked ID, e.g. 110105***********X)."""
 
     alert_id: str
     version: int

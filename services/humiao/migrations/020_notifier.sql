@@ -2,7 +2,7 @@
 -- (consumer_offsets, group humiao-notifier), so a restart neither loses nor repeats.
 
 -- The notifier's view of every alert: its latest version (for digests and grouping).
--- child_mask is the masked ID (110105********123X); the whole number is never stored here.
+-- child_mask is the masked ID (110105***********X); the whole number is never stored here.
 CREATE TABLE IF NOT EXISTS notify_alerts (
     alert_id           text PRIMARY KEY,
     version            int NOT NULL,
