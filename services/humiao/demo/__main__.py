@@ -35,7 +35,7 @@ from humiao.stack import supervisor
 from humiao.stack.supervisor import StackState
 
 #: What the `humiao` console script runs (`-m humiao.cli.main` would load main twice).
-HUMIAO_CLI = "import sys; from humiao.cli.main import main; sys.exit(main(sys.argv[1:]))"
+CLI_SNIPPET = "import sys; from humiao.cli.main import main; sys.exit(main(sys.argv[1:]))"
 #: Codes shown as examples, in order of preference (one alert each).
 EXAMPLE_CODES = (
     AlertCode.PAID_AFTER_DEATH,
@@ -325,7 +325,7 @@ def _examples(state: StackState, examples: list[str]) -> None:
     for alert_id in examples:
         say("-" * 78)
         proc = subprocess.run(
-            [sys.executable, "-c", HUMIAO_CLI, "alerts", "show", alert_id],
+            [sys.executable, "-c", CLI_SNIPPET, "alerts", "show", alert_id],
             env=env, capture_output=True, text=True, timeout=60,
         )
         say((proc.stdout or proc.stderr).rstrip())
