@@ -33,7 +33,7 @@ def _settings_classes() -> set[type[BaseSettings]]:
             continue
         try:
             importlib.import_module(module.name)
-        except ImportError:  # an optional extra (tooling) is absent: its variables are scanned as text
+        except ImportError:  # an optional extra is absent: its variables are scanned as text
             continue
     found: set[type[BaseSettings]] = set()
     pending = list(BaseSettings.__subclasses__())

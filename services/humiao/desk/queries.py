@@ -362,51 +362,28 @@ async def open_alerts_gauge(conn: asyncpg.Pool) -> list[asyncpg.Record]:
     )
 
 
-async def facts_table_exists(conn: asyncpg.Connection | asyncpg.Pool) -> bool:
-    return bool(await conn.fetchval("SELECT to_regclass('facts') IS NOT NULL"))
-
-
 async def facts_by_id(
     conn: asyncpg.Connection | asyncpg.Pool, event_ids: Sequence[str]
 ) -> dict[str, bytes]:
-    """Serialized envelopes of the given events (those the verifier has recorded)."""
-    if not event_ids or not await facts_table_exists(conn):
+    """Serialized envelopes of the given events (those the verifier has recorded), from
+    the read model (migrations/010_read_model.sql), never the verifier's own tables."""
+    if not event_ids:
         return {}
     rows = await conn.fetch(
-        "SELECT event_id, payload FROM facts WHERE event_id = ANY($1)", list(event_ids)
+        "SELECT event_id, payload FROM read_facts WHERE event_id = ANY($1)", list(event_ids)
     )
     return {r["event_id"]: r["payload"] for r in rows}
 
 
 async def timeline_facts(conn: asyncpg.Connection, child_key: str) -> list[asyncpg.Record]:
-    """Every fact about the child: its own, those about persons and disbursements it names
-    (through the verifier's child_refs), and retractions of any of them. Region-wide
-    facts (standards, cycle closes) are left out: they concern every child of a region."""
-    if not await facts_table_exists(conn):
-        return []
-    # Own facts (ref NULL: a disbursement's row carries its 'd:' ref only for lookups);
-    # person facts and reversals through child_refs; reversals through the child's own
-    # disbursement rows (how they are linked since migration 006).
-    found = await conn.fetch(
-        "SELECT event_id, kind, NULL::text AS ref, payload FROM facts WHERE child_key = $1"
-        " UNION ALL"
-        " SELECT f.event_id, f.kind, f.ref, f.payload FROM child_refs c"
-        " JOIN facts f ON f.ref = c.ref AND f.child_key IS NULL"
-        " WHERE c.child_key = $1 AND (c.ref LIKE 'p:%' OR c.ref LIKE 'd:%')"
-        " UNION ALL"
-        " SELECT r.event_id, r.kind, r.ref, r.payload FROM facts d"
-        " JOIN facts r ON r.ref = d.ref AND r.child_key IS NULL"
-        " WHERE d.child_key = $1 AND d.ref IS NOT NULL",
-        child_key,
+    """Every fact about the child (read model `read_child_timeline`): its own, those about
+    the persons and disbursements it names, and the retractions of any of them."""
+    return list(
+        await conn.fetch(
+            "SELECT event_id, kind, about, subject, payload FROM read_child_timeline($1)",
+            child_key,
+        )
     )
-    by_id = {r["event_id"]: r for r in found}
-    rows = list(by_id.values())
-    seen = set(by_id)
-    retractions = await conn.fetch(
-        "SELECT event_id, kind, ref, payload FROM facts WHERE ref = ANY($1)",
-        [f"e:{event_id}" for event_id in seen],
-    )
-    return rows + [r for r in retractions if r["event_id"] not in seen]
 
 
 async def alerts_of_child(conn: asyncpg.Connection, child_key: str) -> list[asyncpg.Record]:

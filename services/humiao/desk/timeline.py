@@ -29,7 +29,10 @@ def valid_date(env: ev.Envelope) -> dt.date:
 class Fact:
     proto: events_pb2.Envelope
     env: ev.Envelope
-    ref: str | None
+    #: What the fact is about (read model): 'child', 'person', 'disbursement' or 'event'.
+    about: str
+    #: The person key, disbursement id or event id it is about; None for a child's fact.
+    subject: str | None
 
 
 def decode(rows: Sequence[asyncpg.Record]) -> list[Fact]:
@@ -39,7 +42,7 @@ def decode(rows: Sequence[asyncpg.Record]) -> list[Fact]:
         msg = events_pb2.Envelope()
         msg.ParseFromString(row["payload"])
         try:
-            facts.append(Fact(msg, envelope_from_proto(msg), row["ref"]))
+            facts.append(Fact(msg, envelope_from_proto(msg), row["about"], row["subject"]))
         except ValidationFailed:
             continue
     return facts
@@ -48,17 +51,17 @@ def decode(rows: Sequence[asyncpg.Record]) -> list[Fact]:
 def relations(
     child_key: str, facts: Sequence[Fact], key_of: Callable[[str], str]
 ) -> dict[str, str]:
-    """'p:<key>' -> how that person relates to the child, from the child's own facts."""
-    found = {f"p:{child_key}": "CHILD"}
+    """Person key -> how that person relates to the child, from the child's own facts."""
+    found = {child_key: "CHILD"}
     for fact in facts:
         body = fact.env.body
         if isinstance(body, ev.ChildEnrolled):
             for parent in body.parents:
-                found.setdefault(f"p:{key_of(parent.person_id)}", "PARENT")
+                found.setdefault(key_of(parent.person_id), "PARENT")
         elif isinstance(body, ev.GuardianAppointed):
-            found.setdefault(f"p:{key_of(body.guardian_id)}", "GUARDIAN")
+            found.setdefault(key_of(body.guardian_id), "GUARDIAN")
         elif isinstance(body, ev.Disbursement):
-            found.setdefault(f"p:{key_of(body.payee_id)}", "PAYEE")
+            found.setdefault(key_of(body.payee_id), "PAYEE")
     return found
 
 
@@ -93,10 +96,10 @@ def build(
             kind=fact.env.kind,
             event=fact.proto,
         )
-        if fact.ref is None:
+        if fact.about == "child":
             entry.relation = "CHILD"
-        elif fact.ref.startswith("p:"):
-            entry.relation = related.get(fact.ref, "PERSON")
+        elif fact.about == "person":
+            entry.relation = related.get(fact.subject or "", "PERSON")
         else:
             entry.relation = "REFERENCE"
         body = fact.env.body
@@ -129,7 +132,7 @@ def child_regions(facts: Sequence[Fact], alert_regions: Sequence[str]) -> set[st
 
 def child_id_of(facts: Sequence[Fact]) -> str | None:
     for fact in facts:
-        if fact.ref is None:
+        if fact.about == "child":
             child = fact.env.child_id()
             if child:
                 return child
