@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 from factories import CHILD, died, enrolled, guardian, paid, retract, reversed_, standard
 
-from humiao.domain.alerts import AlertCode, AlertDraft, AlertStatus
+from humiao.domain import lifecycle as staff_steps
+from humiao.domain.alerts import AlertCode, AlertDraft, AlertStatus, Resolution
 from humiao.domain.lifecycle import AlertChange, StoredAlert, reconcile, stored_after
 from humiao.domain.policy import PolicyBook
 from humiao.domain.rules import evaluate_child
@@ -129,3 +131,45 @@ def test_reversal_withdraws_and_retraction_of_reversal_reopens() -> None:
         ("basis gone", S.WITHDRAWN, 2),
         ("basis returned", S.REOPENED, 3),
     ]
+
+
+# --- the staff's side -----------------------------------------------------------------
+
+def _at(status: AlertStatus, assignee: str | None = None) -> staff_steps.Current:
+    return staff_steps.Current(status, assignee, "110105")
+
+
+def test_a_claim_takes_an_open_or_reopened_alert_only():
+    for status in (AlertStatus.OPEN, AlertStatus.REOPENED):
+        change = staff_steps.acknowledge(_at(status), "li", "")
+        assert (change.status, change.assignee, change.reason) == (
+            AlertStatus.ACKNOWLEDGED, "li", "claimed by li")
+    for status in (AlertStatus.ACKNOWLEDGED, AlertStatus.RESOLVED, AlertStatus.WITHDRAWN):
+        with pytest.raises(staff_steps.StepRefused, match="only OPEN or REOPENED"):
+            staff_steps.acknowledge(_at(status, "wang"), "li", "")
+
+
+def test_only_the_holder_resolves_unless_the_caller_may_override():
+    held = _at(AlertStatus.ACKNOWLEDGED, "wang")
+    with pytest.raises(staff_steps.NotTheHolder, match="held by wang"):
+        staff_steps.resolve(held, "li", may_override=False, resolution=Resolution.FALSE_POSITIVE,
+                            amount_recovered_fen=0, note="checked")
+    change = staff_steps.resolve(held, "zhao", may_override=True,
+                                 resolution=Resolution.CONFIRMED_IMPROPER,
+                                 amount_recovered_fen=61_000, note="recovered")
+    assert (change.status, change.assignee, change.amount_recovered_fen) == (
+        AlertStatus.RESOLVED, "wang", 61_000)
+
+
+def test_a_recovered_amount_counts_only_for_a_confirmed_improper_payment():
+    change = staff_steps.resolve(_at(AlertStatus.ACKNOWLEDGED, "li"), "li", may_override=False,
+                                 resolution=Resolution.FALSE_POSITIVE,
+                                 amount_recovered_fen=500, note="no")
+    assert change.amount_recovered_fen is None
+
+
+def test_reopen_takes_a_resolved_alert_only():
+    assert staff_steps.reopen(_at(AlertStatus.RESOLVED, "li"), "new facts").status is (
+        AlertStatus.REOPENED)
+    with pytest.raises(staff_steps.StepRefused, match="only RESOLVED"):
+        staff_steps.reopen(_at(AlertStatus.OPEN), "why")

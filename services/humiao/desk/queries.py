@@ -16,8 +16,14 @@ from typing import Any
 import asyncpg
 
 from humiao.adapters.alerts_codec import alert_version_from_row
-from humiao.desk import lifecycle
-from humiao.desk.errors import Aborted, NotFound, ResourceExhausted
+from humiao.desk.errors import (
+    Aborted,
+    FailedPrecondition,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+)
+from humiao.domain import lifecycle
 from humiao.domain.alerts import AlertStatus
 
 ALERT_COLUMNS = (
@@ -280,7 +286,13 @@ async def transition(
                 f"alert {alert_id} changed: it is at version {row['version']} "
                 f"({row['status']}), you expected {expected_version}; read it again"
             )
-        change = plan(lifecycle.Current(AlertStatus[row["status"]], row["assignee"], row["region"]))
+        current = lifecycle.Current(AlertStatus[row["status"]], row["assignee"], row["region"])
+        try:
+            change = plan(current)
+        except lifecycle.NotTheHolder as exc:
+            raise PermissionDenied(str(exc)) from None
+        except lifecycle.StepRefused as exc:
+            raise FailedPrecondition(str(exc)) from None
         updated = await conn.fetchrow(
             "UPDATE alerts SET status = $3, assignee = $4, resolution = $5,"
             " amount_recovered_fen = $6, version = version + 1, updated_at = now()"

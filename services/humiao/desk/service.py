@@ -22,7 +22,7 @@ from grpc_status import rpc_status
 from humiao.api.alerts.v1 import alerts_pb2
 from humiao.api.desk.v1 import desk_pb2, desk_pb2_grpc
 from humiao.api.events.v1 import events_pb2
-from humiao.desk import lifecycle, limits, queries, timeline
+from humiao.desk import limits, queries, timeline
 from humiao.desk.auth import Role, Staff, StaffDirectory
 from humiao.desk.errors import (
     Aborted,
@@ -48,6 +48,7 @@ from humiao.desk.metrics import (
 )
 from humiao.desk.paging import PageTokens
 from humiao.desk.watch import ChangeFeed, FeedItem
+from humiao.domain import lifecycle
 from humiao.domain.alerts import Resolution
 from humiao.domain.identity import citizen_id_problem, pseudonym
 from humiao.domain.values import Period
