@@ -32,6 +32,7 @@ from desk_support import (
 from humiao.api.alerts.v1 import alerts_pb2
 from humiao.api.desk.v1 import desk_pb2
 from humiao.desk.auth import parse_credentials
+from humiao.desk.metrics import DeskMetrics
 from humiao.domain.identity import mask_id
 
 pytestmark = pytest.mark.integration
@@ -514,3 +515,32 @@ async def test_summary_totals_per_region_code_and_status(desk: Desk) -> None:
         period_from="2024-07", period_to="2024-06"), "tok-zhao")
     assert bad_request_fields(err) == {"period_to"}
 
+
+
+class RecordingMetrics(DeskMetrics):
+    """The desk's observer, recording what the business code reports."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def whole_id_read(self, method: str) -> None:
+        self.events.append(("whole_id_read", method))
+
+    def transitioned(self, status: str) -> None:
+        self.events.append(("transitioned", status))
+
+
+async def test_the_desk_reports_reads_and_steps_to_its_metrics_observer(
+    database_url: str,
+) -> None:
+    metrics = RecordingMetrics()
+    async with running_desk(database_url, metrics=metrics) as desk:
+        await desk.verifier.feed(unenrolled_payments(REGION_A, 1))
+        row = await first_alert(desk, "region = $1", REGION_A)
+        await desk.call("GetAlert", desk_pb2.GetAlertRequest(alert_id=row["alert_id"]), "tok-li")
+        await desk.call("AcknowledgeAlert", desk_pb2.AcknowledgeAlertRequest(
+            alert_id=row["alert_id"], expected_version=1), "tok-li")
+        refused = await desk.refused("AcknowledgeAlert", desk_pb2.AcknowledgeAlertRequest(
+            alert_id=row["alert_id"], expected_version=2), "tok-li")
+        assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert metrics.events == [("whole_id_read", "GetAlert"), ("transitioned", "ACKNOWLEDGED")]

@@ -46,6 +46,33 @@ WHOLE_ID_READS = prom.Counter(
 )
 
 
+class DeskMetrics:
+    """What the desk's business code reports, as events; this class turns them into
+    Prometheus series. The servicer and the change feed receive one (tests may pass a
+    recording fake), so no business code touches a metric directly."""
+
+    def whole_id_read(self, method: str) -> None:
+        WHOLE_ID_READS.labels(method).inc()
+
+    def watch_opened(self) -> None:
+        WATCHERS.inc()
+
+    def watch_closed(self) -> None:
+        WATCHERS.dec()
+
+    def change_sent(self) -> None:
+        WATCH_SENT.inc()
+
+    def transitioned(self, status: str) -> None:
+        TRANSITIONS.labels(status).inc()
+
+    def feed_advanced(self, horizon: int) -> None:
+        FEED_HORIZON.set(horizon)
+
+    def pool_opened(self, pool: asyncpg.Pool) -> None:
+        DB_POOL.track(pool)
+
+
 class OpenAlertsGauges:
     """Sets both open-alert gauges from one query. Series that vanished since the last
     refresh drop to zero, tracked by the label sets seen (not the client's internals)."""

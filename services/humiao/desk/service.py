@@ -40,11 +40,7 @@ from humiao.desk.masks import mask_all, whole_ids
 from humiao.desk.messages import alert_message, audit_message, note_message
 from humiao.desk.metrics import (
     CALLS,
-    DB_POOL,
-    TRANSITIONS,
-    WATCH_SENT,
-    WATCHERS,
-    WHOLE_ID_READS,
+    DeskMetrics,
 )
 from humiao.desk.paging import PageTokens
 from humiao.desk.watch import ChangeFeed, FeedItem
@@ -264,9 +260,11 @@ class AlertDeskServicer(desk_pb2_grpc.AlertDeskServicer):
         heartbeat_seconds: float = 15.0,
         whole_id_reads_per_hour: int = WHOLE_ID_READS_PER_HOUR,
         watch_recheck_seconds: float = 1.0,
+        metrics: DeskMetrics | None = None,
     ) -> None:
         self.pool = pool
-        DB_POOL.track(pool)
+        self.metrics = metrics or DeskMetrics()
+        self.metrics.pool_opened(pool)
         self.directory = directory
         self.feed = feed
         self._secret = pseudonym_key
@@ -344,7 +342,7 @@ class AlertDeskServicer(desk_pb2_grpc.AlertDeskServicer):
         except ResourceExhausted:  # counted as calls{code="RESOURCE_EXHAUSTED"}
             log.warning("method=%s staff=%s whole-ID read over the limit", method, staff.name)
             raise
-        WHOLE_ID_READS.labels(method).inc()
+        self.metrics.whole_id_read(method)
 
     @staticmethod
     async def _audit(conn: asyncpg.Connection, staff: Staff, action: str, **row: Any) -> None:
@@ -488,12 +486,12 @@ class AlertDeskServicer(desk_pb2_grpc.AlertDeskServicer):
                 await self._audit_lookup(conn, staff, lookup, q.child_key, "WatchAlerts")
         await self.feed.wait_ready()
         cursor = request.after_cursor if request.HasField("after_cursor") else self.feed.horizon
-        WATCHERS.inc()
+        self.metrics.watch_opened()
         try:
             async for message in self._watch(context, q, cursor):
                 yield message
         finally:
-            WATCHERS.dec()
+            self.metrics.watch_closed()
 
     async def _watch(
         self, context: grpc.aio.ServicerContext, q: queries.AlertQuery, cursor: int
@@ -508,7 +506,7 @@ class AlertDeskServicer(desk_pb2_grpc.AlertDeskServicer):
             for item in items:
                 cursor = item.seq
                 if _matches(item.version, q):
-                    WATCH_SENT.inc()
+                    self.metrics.change_sent()
                     last_sent = time.monotonic()
                     message = desk_pb2.WatchAlertsResponse(
                         cursor=item.seq,
@@ -634,7 +632,7 @@ class AlertDeskServicer(desk_pb2_grpc.AlertDeskServicer):
             role=staff.role.name.lower(),
             note=note,
         )
-        TRANSITIONS.labels(row["status"]).inc()
+        self.metrics.transitioned(row["status"])
         alert = alert_message(row, whole_id=False)
         mask_all(alert)
         return alert

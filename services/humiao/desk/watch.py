@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from humiao.api.alerts.v1 import alerts_pb2
-from humiao.desk.metrics import FEED_HORIZON
+from humiao.desk.metrics import DeskMetrics
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +86,10 @@ class ChangeFeed:
         buffer_size: int = 5000,
         batch: int = 2000,
         startup_window: int = 10_000,
+        metrics: DeskMetrics | None = None,
     ) -> None:
         self._pool = pool
+        self._metrics = metrics or DeskMetrics()
         self.poll_interval = poll_interval
         self._batch = batch
         self._startup_window = startup_window
@@ -180,7 +182,7 @@ class ChangeFeed:
         while len(self._buffer) > self._buffer_size:
             self._floor = self._buffer.popleft().seq
         self.horizon = items[-1].seq
-        FEED_HORIZON.set(self.horizon)
+        self._metrics.feed_advanced(self.horizon)
         advanced, self._advanced = self._advanced, asyncio.Event()
         advanced.set()
 
