@@ -25,7 +25,7 @@ DASHBOARD = DEPLOY / "grafana" / "dashboards" / "humiao.json"
 OPERATIONS = DEPLOY / "OPERATIONS.md"
 #: Guides an operator reads: the operations guide, and the notifier's own guide (its
 #: metrics catalogue and deploy files, until they are folded into OPERATIONS.md).
-GUIDES = (OPERATIONS, DEPLOY.parent / "docs" / "notifications.md")
+GUIDES = (OPERATIONS,)
 
 #: Series Prometheus makes itself (not exported by a service).
 PROMETHEUS_SERIES = frozenset({"up", "ALERTS", "ALERTS_FOR_STATE", "scrape_duration_seconds"})
