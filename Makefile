@@ -22,21 +22,21 @@ $(STAMP): pyproject.toml
 install: $(STAMP) $(GEN_STAMP) ## Create the virtual environment, install packages, generate code
 
 $(GEN_STAMP): $(STAMP) $(PROTOS)
-	$(PY) -m humiao.tools.genproto
+	$(PY) -m humiao_dev.tools.genproto
 	touch $(GEN_STAMP)
 
 proto: $(STAMP) ## Generate Python code and .pyi stubs from protos/
-	$(PY) -m humiao.tools.genproto
+	$(PY) -m humiao_dev.tools.genproto
 	touch $(GEN_STAMP)
 
 demo: install ## The main job: a synthetic city through the real stack, with precision and recall
-	$(PY) -m humiao.demo $(DEMO_ARGS)
+	$(PY) -m humiao_dev.demo $(DEMO_ARGS)
 
 demo-shuffled: install ## The same city, shuffled with duplicates: must print identical results
-	$(PY) -m humiao.demo --shuffled $(DEMO_ARGS)
+	$(PY) -m humiao_dev.demo --shuffled $(DEMO_ARGS)
 
 demo-workbooks: install ## The same city as the .xlsx workbooks a bureau receives, fed from them: same table
-	$(PY) -m humiao.demo --from-workbooks $(DEMO_ARGS)
+	$(PY) -m humiao_dev.demo --from-workbooks $(DEMO_ARGS)
 
 test: install ## Run the whole test suite (unit, integration, e2e, faults)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -55,7 +55,7 @@ lint: install ## ruff and mypy
 	$(VENV)/bin/mypy
 
 bench: install ## Throughput, latency and memory against the machine's limit -> bench-results.json
-	$(PY) -m humiao.bench $(BENCH_ARGS)
+	$(PY) -m humiao_dev.bench $(BENCH_ARGS)
 
 up: install ## Start the local stack in the background (humiao up)
 	$(VENV)/bin/humiao up

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from humiao.config import KafkaSettings
-from humiao.stack.broker import EmbeddedBroker, start_broker
-from humiao.stack.database import drop_database, ensure_database, resolve_admin_dsn
+from humiao_dev.stack.broker import EmbeddedBroker, start_broker
+from humiao_dev.stack.database import drop_database, ensure_database, resolve_admin_dsn
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -45,10 +45,19 @@ class KafkaSettings(BaseSettings):
 class DatabaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
-    #: Unset: PostgreSQL on 127.0.0.1:5432 if one answers, else an embedded one.
+    #: Required by every service; the local stack (`humiao up`, the demo, the tests) sets it.
     database_url: SecretStr | None = None
     humiao_db_pool_min: int = Field(default=1, ge=1)
     humiao_db_pool_max: int = Field(default=8, ge=1)
+
+    def required_dsn(self, service: str) -> str:
+        """The one way a service resolves its database: DATABASE_URL, or it refuses to start."""
+        if self.database_url is None:
+            raise SystemExit(
+                f"humiao.{service}: DATABASE_URL is not set; a service needs its PostgreSQL "
+                "(the local stack, `humiao up`, sets it for the services it starts)"
+            )
+        return self.database_url.get_secret_value()
 
 
 class PrivacySettings(BaseSettings):

@@ -1,4 +1,4 @@
-"""`python -m humiao.demo` on a small city: the real stack finds exactly the ground truth,
+"""`python -m humiao_dev.demo` on a small city: the real stack finds exactly the ground truth,
 in recorded order, shuffled with duplicates, and fed from the workbooks a bureau would
 receive, and prints the same table each time."""
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from humiao.stack import supervisor
-from humiao.stack.database import drop_database
+from humiao_dev.stack import supervisor
+from humiao_dev.stack.database import drop_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -39,7 +39,7 @@ def test_small_city_scores_perfectly_recorded_and_shuffled(
     try:
         for mode in ("recorded", "shuffled", "workbooks"):
             proc = subprocess.run(
-                [sys.executable, "-m", "humiao.demo", "--children", "220", "--seed", "31",
+                [sys.executable, "-m", "humiao_dev.demo", "--children", "220", "--seed", "31",
                  "--partitions", "3", "--database", database, "--out", str(tmp_path),
                  "--timeout", "150",
                  *({"shuffled": ["--shuffled"], "workbooks": ["--from-workbooks"]}

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from humiao.demo.generator import CityConfig, generate_city, write_city
-from humiao.demo.scoring import fetch_alerts
+from humiao_dev.demo.generator import CityConfig, generate_city, write_city
+from humiao_dev.demo.scoring import fetch_alerts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from humiao.config import KafkaSettings
-from humiao.stack.database import drop_database, ensure_database
+from humiao_dev.stack.database import drop_database, ensure_database
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # fault_support, whichever directory pytest started from

@@ -36,8 +36,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from humiao.adapters.topics import ensure_topics, log_end_offsets
 from humiao.config import KafkaSettings
 from humiao.domain.identity import looks_like_citizen_id
-from humiao.stack.broker import free_port
-from humiao.stack.database import drop_database, ensure_database
+from humiao_dev.stack.broker import free_port
+from humiao_dev.stack.database import drop_database, ensure_database
 
 T = TypeVar("T")
 SERVING = health_pb2.HealthCheckResponse.SERVING

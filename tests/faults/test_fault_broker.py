@@ -36,8 +36,8 @@ from fault_support import (
 from humiao.adapters.codec import envelope_from_bytes, envelope_to_proto
 from humiao.api.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from humiao.config import KafkaSettings
-from humiao.stack.broker import EmbeddedBroker, start_broker
 from humiao.verifier.synthetic import city
+from humiao_dev.stack.broker import EmbeddedBroker, start_broker
 from integration.verifier_support import (
     alert_rows,
     assert_alerts_match,

@@ -291,7 +291,7 @@ def test_dockerfile_generates_code_and_installs_the_package() -> None:
     text = (DEPLOY / "Dockerfile").read_text(encoding="utf-8")
     froms = re.findall(r"^FROM (\S+)", text, re.M)
     assert froms and all(f == "python:3.11-slim" for f in froms)
-    assert "python -m humiao.tools.genproto" in text and "grpcio-tools" in text
+    assert "python -m humiao_dev.tools.genproto" in text and "grpcio-tools" in text
     assert "pip wheel" in text and "pip install /wheels/" in text
     assert re.search(r"^USER 10001", text, re.M)
     for source in re.findall(r"^COPY (?!--from)(\S+)", text, re.M):

@@ -26,7 +26,7 @@ from humiao.config import KafkaSettings
 from humiao.domain.events import Envelope, PersonDied
 from humiao.ingest.credentials import CredentialStore, hash_token, parse_credentials
 from humiao.ingest.service import Dependencies, IngestServicer
-from humiao.stack.broker import start_broker
+from humiao_dev.stack.broker import start_broker
 from strategies import random_citizen_id, random_envelope
 
 pytestmark = pytest.mark.integration

@@ -28,7 +28,7 @@ from humiao.adapters.codec import envelope_to_proto, proto_to_json
 from humiao.api.ingest.v1 import ingest_pb2
 from humiao.cli.ingest_cmd import import_file, open_stub
 from humiao.ingest.credentials import hash_token
-from humiao.stack.broker import free_port, start_broker
+from humiao_dev.stack.broker import free_port, start_broker
 from strategies import random_envelope
 
 pytestmark = pytest.mark.integration

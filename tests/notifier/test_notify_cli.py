@@ -14,7 +14,7 @@ from notify_support import child_id, ids_in, insert_alerts
 from humiao.adapters.db import create_pool
 from humiao.cli.main import main
 from humiao.domain.identity import mask_id
-from humiao.stack.supervisor import services_for
+from humiao_dev.stack.supervisor import services_for
 
 
 @pytest.fixture

@@ -8,10 +8,11 @@ import math
 import pytest
 
 from humiao.adapters.codec import envelope_from_bytes
-from humiao.bench.cli import parse_args
-from humiao.bench.context import env_pairs
-from humiao.bench.profile import summarise_collapsed
-from humiao.bench.report import (
+from humiao.domain.events import ChildEnrolled
+from humiao_dev.bench.cli import parse_args
+from humiao_dev.bench.context import env_pairs
+from humiao_dev.bench.profile import summarise_collapsed
+from humiao_dev.bench.report import (
     Row,
     histogram_delta,
     histogram_quantile,
@@ -21,8 +22,7 @@ from humiao.bench.report import (
     results_rows,
     size_label,
 )
-from humiao.bench.workload import city_of_size, encode, memory_history, memory_records
-from humiao.domain.events import ChildEnrolled
+from humiao_dev.bench.workload import city_of_size, encode, memory_history, memory_records
 
 
 def test_percentile_interpolates_between_closest_ranks() -> None:

@@ -8,9 +8,9 @@ import uuid
 import pytest
 
 from humiao.adapters.topics import ensure_topics
-from humiao.bench.verifier_runs import decode_consume, end_offsets, raw_consume
-from humiao.bench.workload import memory_records, produce
 from humiao.config import KafkaSettings
+from humiao_dev.bench.verifier_runs import decode_consume, end_offsets, raw_consume
+from humiao_dev.bench.workload import memory_records, produce
 
 pytestmark = pytest.mark.integration
 

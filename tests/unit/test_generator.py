@@ -14,7 +14,12 @@ from pathlib import Path
 import pytest
 
 from humiao.adapters.codec import envelope_from_proto, envelope_to_proto, proto_from_json
-from humiao.demo.generator import (
+from humiao.domain.alerts import AlertCode
+from humiao.domain.events import CHILD_KINDS, Disbursement, Envelope
+from humiao.domain.policy import PolicyBook
+from humiao.domain.rules import evaluate_child
+from humiao.domain.values import Period
+from humiao_dev.demo.generator import (
     CORRECTIONS,
     INJECTIONS,
     City,
@@ -25,12 +30,7 @@ from humiao.demo.generator import (
     shuffled,
     write_city,
 )
-from humiao.demo.scoring import RaisedAlert, score
-from humiao.domain.alerts import AlertCode
-from humiao.domain.events import CHILD_KINDS, Disbursement, Envelope
-from humiao.domain.policy import PolicyBook
-from humiao.domain.rules import evaluate_child
-from humiao.domain.values import Period
+from humiao_dev.demo.scoring import RaisedAlert, score
 
 SMALL = CityConfig(seed=7, children=400)
 

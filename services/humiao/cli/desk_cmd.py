@@ -16,12 +16,11 @@ import sys
 import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
+from humiao.cli.local_state import read_local_state
 from humiao.cli.main import CliError
 from humiao.domain.labels import CODES_ZH, STATUS_ZH
-from humiao.stack.supervisor import state_file
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -83,19 +82,8 @@ COLOURS = {
 # ---- connection -------------------------------------------------------------------------
 
 
-def _state_file() -> Path | None:
-    path = state_file()
-    return path if path.is_file() else None
-
-
 def _from_state(key: str) -> str | None:
-    path = _state_file()
-    if path is None:
-        return None
-    try:
-        value = json.loads(path.read_text(encoding="utf-8")).get(key)
-    except (OSError, ValueError, AttributeError):
-        return None
+    value = read_local_state().get(key)
     return str(value) if value else None
 
 

@@ -32,8 +32,8 @@ from google.rpc import error_details_pb2, status_pb2
 from humiao.adapters.codec import proto_from_json
 from humiao.api.events.v1 import events_pb2
 from humiao.api.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+from humiao.cli.local_state import read_local_state
 from humiao.domain.validation import ValidationFailed
-from humiao.stack.supervisor import state_file
 from humiao.tabular.command import is_spreadsheet, register_options
 
 TARGET_ENV = "HUMIAO_INGEST_TARGET"
@@ -257,11 +257,7 @@ def import_file(
 
 def read_stack_state(path: Path | None = None) -> dict[str, Any]:
     """The state `humiao up` leaves behind (gateway address, a source token), if any."""
-    try:
-        data = json.loads((path or state_file()).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_local_state(path)
 
 
 def resolve_target_and_token(

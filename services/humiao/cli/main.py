@@ -1,6 +1,7 @@
-"""`humiao`: one command for sources (ingest), staff (alerts, child, summary) and
-operators (up, down, status). Each family of subcommands lives in its own module
-that exposes `register(subparsers)`."""
+"""`humiao`: one command for sources (ingest), staff (alerts, child, summary,
+notify) and the local stack (up, down, status: only where the development tooling is
+installed). Each family of subcommands lives in its own module that exposes
+`register(subparsers)`."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-#: Modules that add subcommands; each defines register(subparsers).
+#: Modules that add subcommands; each defines register(subparsers). The local stack's
+#: commands (up, down, status) are development tooling, present only where it is installed.
 COMMAND_MODULES = (
     "humiao.cli.ingest_cmd",
-    "humiao.cli.stack_cmd",
+    "humiao_dev.stack_cmd",
     "humiao.cli.desk_cmd",
     "humiao.cli.notify_cmd",
 )
@@ -31,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
-            if exc.name != module_name:
+            absent = exc.name or ""
+            if not (module_name == absent or module_name.startswith(absent + ".")):
                 raise
             continue
         module.register(sub)

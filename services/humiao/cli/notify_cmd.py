@@ -18,13 +18,13 @@ from typing import Any
 import asyncpg
 import httpx
 
+from humiao.cli.local_state import read_local_state
 from humiao.cli.main import CliError
 from humiao.domain.notify import Announce, Note, Route, RouteError
 from humiao.domain.notify_text import Message, compose_group, compose_test
 from humiao.notifier import store
 from humiao.notifier.receivers import MAX_BYTES, build_sender
 from humiao.notifier.routes import RoutingTable, load_routes
-from humiao.stack.supervisor import load_state
 
 
 def register(sub: Any) -> None:
@@ -81,10 +81,10 @@ def _dsn() -> str:
     configured = os.environ.get("DATABASE_URL")
     if configured:
         return configured
-    state = load_state()
-    if state is None:
+    database_url = read_local_state().get("database_url")
+    if not database_url:
         raise CliError("no database: set DATABASE_URL or start the stack with `humiao up`")
-    return state.database_url
+    return str(database_url)
 
 
 def cmd_preview(args: argparse.Namespace) -> int:

@@ -1,6 +1,6 @@
 """`python -m humiao.desk`: the alert desk service (composition root).
 
-Reads DATABASE_URL (else the local PostgreSQL, database `humiao`), the staff
+Reads DATABASE_URL (required), the staff
 credentials (HUMIAO_STAFF_CREDENTIALS and the `staff` table), the pseudonym key (to
 turn a child's ID number into its key) and the usual service ports.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
 
 import asyncpg
 from pydantic import Field, SecretStr
@@ -25,7 +24,6 @@ from humiao.desk.watch import ChangeFeed
 from humiao.runtime import Registration, run_grpc_service, setup_logging
 
 log = logging.getLogger("humiao.desk")
-ROOT = Path(__file__).resolve().parents[3]
 
 
 class DeskSettings(BaseSettings):
@@ -48,12 +46,7 @@ class DeskSettings(BaseSettings):
 
 
 async def database_dsn(settings: DatabaseSettings) -> str:
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
-    from humiao.stack.database import ensure_database, resolve_admin_dsn
-
-    admin = resolve_admin_dsn(None, ROOT / ".humiao" / "pgdata")
-    return await ensure_database(admin, "humiao")
+    return settings.required_dsn("desk")
 
 
 async def serve() -> None:

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 import asyncpg
 
@@ -54,12 +53,7 @@ def publisher_options(env: Mapping[str, str]) -> PublisherOptions:
 
 
 def database_dsn(settings: DatabaseSettings) -> str:
-    """DATABASE_URL, else the local or embedded PostgreSQL of the local stack."""
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
-    from humiao.stack.database import resolve_admin_dsn
-
-    return resolve_admin_dsn(None, Path.cwd() / ".humiao" / "pgdata")
+    return settings.required_dsn("ingest")
 
 
 async def connect(

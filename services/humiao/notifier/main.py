@@ -150,11 +150,12 @@ async def serve() -> int:
     settings, kafka, db = NotifierSettings(), KafkaSettings(), DatabaseSettings()
     if not settings.humiao_notify_routes:
         raise SystemExit("humiao.notifier: HUMIAO_NOTIFY_ROUTES is not set")
-    if not kafka.kafka_bootstrap_servers or db.database_url is None:
-        raise SystemExit("humiao.notifier: KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL are required")
+    if not kafka.kafka_bootstrap_servers:
+        raise SystemExit("humiao.notifier: KAFKA_BOOTSTRAP_SERVERS is not set")
+    dsn = db.required_dsn("notifier")
     table = load_routes(settings.humiao_notify_routes)
     ensure_topics(kafka)
-    service = NotifierService(kafka=kafka, dsn=db.database_url.get_secret_value(),
+    service = NotifierService(kafka=kafka, dsn=dsn,
                               table=table, settings=settings)
     await start_when_reachable("notifier", service.start, service.stop)
     await run_grpc_service("notifier", svc, [], service.ready,

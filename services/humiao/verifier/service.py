@@ -201,12 +201,6 @@ def tune_gc(full_seconds: int) -> BatchCollector | None:
     return None
 
 
-def _dsn(db: DatabaseSettings) -> str:
-    if db.database_url is None:
-        raise SystemExit("humiao.verifier: DATABASE_URL is not set")
-    return db.database_url.get_secret_value()
-
-
 async def serve() -> int:
     kafka = KafkaSettings()
     db = DatabaseSettings()
@@ -219,7 +213,7 @@ async def serve() -> int:
     ensure_topics(kafka)
     verifier = Verifier(
         kafka=kafka,
-        dsn=_dsn(db),
+        dsn=db.required_dsn("verifier"),
         secret=PrivacySettings().secret,
         settings=settings,
         pool_min=db.humiao_db_pool_min,

@@ -23,13 +23,13 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from humiao.bench.context import BenchContext
-from humiao.bench.ingest_runs import gateway, requests_of
-from humiao.bench.processes import Service, spawn
-from humiao.bench.report import histogram_delta, histogram_quantile, percentile
-from humiao.bench.verifier_runs import _progress, end_offsets
 from humiao.config import KafkaSettings
 from humiao.domain.events import Envelope
+from humiao_dev.bench.context import BenchContext
+from humiao_dev.bench.ingest_runs import gateway, requests_of
+from humiao_dev.bench.processes import Service, spawn
+from humiao_dev.bench.report import histogram_delta, histogram_quantile, percentile
+from humiao_dev.bench.verifier_runs import _progress, end_offsets
 
 E2E_METRIC = "humiao_verifier_end_to_end_latency_seconds"
 

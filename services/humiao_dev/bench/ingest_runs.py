@@ -13,10 +13,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from humiao.bench.context import BenchContext
-from humiao.bench.processes import Service, spawn
 from humiao.config import KafkaSettings
 from humiao.domain.events import Envelope
+from humiao_dev.bench.context import BenchContext
+from humiao_dev.bench.processes import Service, spawn
 
 #: Events per SubmitBatch call and calls awaiting an answer (as `humiao ingest` does).
 CHUNK = 1000
@@ -130,7 +130,7 @@ def batch_throughput(ctx: BenchContext, envelopes: Sequence[Envelope], source: s
 def file_throughput(ctx: BenchContext, envelopes: Sequence[Envelope], source: str
                     ) -> dict[str, Any]:
     from humiao.cli.ingest_cmd import import_file
-    from humiao.demo.generator import write_envelopes
+    from humiao_dev.demo.generator import write_envelopes
 
     path = ctx.workdir / "ingest-events.jsonl"
     write_envelopes(path, envelopes)

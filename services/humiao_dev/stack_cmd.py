@@ -18,8 +18,8 @@ from typing import Any
 from humiao.cli.main import CliError
 from humiao.config import KafkaSettings
 from humiao.domain.values import format_fen
-from humiao.stack import supervisor
-from humiao.stack.supervisor import StackError, StackState
+from humiao_dev.stack import supervisor
+from humiao_dev.stack.supervisor import StackError, StackState
 
 
 def register(sub: Any) -> None:

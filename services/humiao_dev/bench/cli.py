@@ -1,4 +1,4 @@
-"""`python -m humiao.bench`: every step in one invocation, then the table and the JSON.
+"""`python -m humiao_dev.bench`: every step in one invocation, then the table and the JSON.
 
 Steps (issue 7): 1 raw kafka-python consumption of the input topic (the limit); 2 the
 verifier from offset zero, one process then two (same group, two partitions), each into
@@ -27,14 +27,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from humiao.bench.context import BenchContext, env_pairs, machine
-from humiao.bench.report import ratio, render_table, results_rows, size_label
 from humiao.config import PrivacySettings
-from humiao.stack.database import resolve_admin_dsn
-from humiao.stack.supervisor import project_root
+from humiao_dev.bench.context import BenchContext, env_pairs, machine
+from humiao_dev.bench.report import ratio, render_table, results_rows, size_label
+from humiao_dev.stack.database import resolve_admin_dsn
+from humiao_dev.stack.supervisor import project_root
 
 STEPS = ("raw", "verifier", "two", "ingest", "latency", "memory", "tabular")
-log = logging.getLogger("humiao.bench")
+log = logging.getLogger("humiao_dev.bench")
 
 
 def say(text: str = "") -> None:
@@ -42,7 +42,7 @@ def say(text: str = "") -> None:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m humiao.bench",
+    p = argparse.ArgumentParser(prog="python -m humiao_dev.bench",
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
                    help="a developer's run: 100k events, 20k ingest events, 10 s of latency, "
@@ -116,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     broker = None
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if not bootstrap:
-        from humiao.stack.broker import start_broker
+        from humiao_dev.stack.broker import start_broker
 
         broker = start_broker(log_file=workdir / "broker.log")
         bootstrap = broker.bootstrap
@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{info['broker']}, PostgreSQL {info['postgresql']}, crc32c "
         f"{'installed' if info['crc32c_installed'] else 'MISSING'}")
     try:
-        from humiao.bench import steps
+        from humiao_dev.bench import steps
 
         steps.run_all(run)
     finally:

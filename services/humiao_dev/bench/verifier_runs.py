@@ -22,10 +22,10 @@ from kafka import KafkaConsumer
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from humiao.adapters.topics import log_end_offsets
-from humiao.bench.context import BenchContext
-from humiao.bench.processes import RssSampler, Service, ServiceFailed, spawn
-from humiao.bench.profile import ProfileSummary, Sampler
 from humiao.config import KafkaSettings
+from humiao_dev.bench.context import BenchContext
+from humiao_dev.bench.processes import RssSampler, Service, ServiceFailed, spawn
+from humiao_dev.bench.profile import ProfileSummary, Sampler
 
 
 def consumer_settings(batch_max: int) -> dict[str, Any]:
@@ -298,7 +298,7 @@ def run_verifiers(ctx: BenchContext, kafka: KafkaSettings, processes: int, tag: 
 def memory_run(ctx: BenchContext, children: int, *, guardians: bool,
                timeout: float = 1800.0) -> dict[str, Any]:
     """Produce the minimal history of `children` children; one verifier through it."""
-    from humiao.bench.workload import memory_records, produce
+    from humiao_dev.bench.workload import memory_records, produce
 
     kafka = ctx.kafka(f"mem{children}")
     started = time.perf_counter()

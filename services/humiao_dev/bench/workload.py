@@ -11,10 +11,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from humiao.demo.generator import City, CityConfig, generate_city
 from humiao.domain import events as ev
 from humiao.domain.values import Period, Program, Situation
 from humiao.verifier.synthetic import STANDARD_FEN, at, citizen_id, institution_code
+from humiao_dev.demo.generator import City, CityConfig, generate_city
 
 #: Regions of the memory history (three, like the verifier's synthetic city).
 MEMORY_REGIONS = ("110105", "110106", "310101")

@@ -16,7 +16,7 @@ import asyncpg
 
 from humiao.adapters.topics import ensure_topics
 from humiao.config import KafkaSettings
-from humiao.stack.database import drop_database, ensure_database
+from humiao_dev.stack.database import drop_database, ensure_database
 
 log = logging.getLogger(__name__)
 

@@ -14,17 +14,17 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from humiao.bench.context import BenchContext
-from humiao.bench.ingest_runs import gateway_stub
 from humiao.domain.events import Disbursement, Envelope
+from humiao_dev.bench.context import BenchContext
+from humiao_dev.bench.ingest_runs import gateway_stub
 
 
 def payment_files(ctx: BenchContext, envelopes: Sequence[Envelope], rows: int,
                   source: str) -> tuple[Any, Any, dict[str, Any]]:
     """(workbook path, JSON-lines path, details) for the first `rows` payments."""
     from humiao.adapters.codec import proto_to_json
-    from humiao.demo.workbooks import write_workbook
     from humiao.tabular import load_mapping, read_workbook
+    from humiao_dev.demo.workbooks import write_workbook
 
     payments = [e for e in envelopes if isinstance(e.body, Disbursement)][:rows]
     book = ctx.workdir / "tabular-payments.xlsx"

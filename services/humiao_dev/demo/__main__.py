@@ -1,4 +1,4 @@
-"""`python -m humiao.demo`: a synthetic city through the real stack, scored against its truth.
+"""`python -m humiao_dev.demo`: a synthetic city through the real stack, scored against its truth.
 
 1. generate the city (seeded) into .humiao/demo/city/;
 2. start broker, ingest, verifier and desk as processes, with a topic prefix and a
@@ -26,13 +26,13 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
-from humiao.demo.generator import City, CityConfig, ExpectedAlert, generate_city, write_city
-from humiao.demo.scoring import RaisedAlert, Score, fetch_alerts, render, score
-from humiao.demo.workbooks import Workbook
 from humiao.domain.alerts import AlertCode
 from humiao.domain.values import format_fen
-from humiao.stack import supervisor
-from humiao.stack.supervisor import StackState
+from humiao_dev.demo.generator import City, CityConfig, ExpectedAlert, generate_city, write_city
+from humiao_dev.demo.scoring import RaisedAlert, Score, fetch_alerts, render, score
+from humiao_dev.demo.workbooks import Workbook
+from humiao_dev.stack import supervisor
+from humiao_dev.stack.supervisor import StackState
 
 #: What the `humiao` console script runs (`-m humiao.cli.main` would load main twice).
 CLI_SNIPPET = "import sys; from humiao.cli.main import main; sys.exit(main(sys.argv[1:]))"
@@ -51,7 +51,8 @@ def say(text: str = "") -> None:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m humiao.demo", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m humiao_dev.demo",
+                                description=__doc__.split("\n")[0])
     p.add_argument("--shuffled", action="store_true",
                    help="feed the same city shuffled, with duplicates and late arrivals")
     p.add_argument("--from-workbooks", action="store_true",
@@ -212,8 +213,8 @@ def feed(state: StackState, path: Path) -> dict[str, int]:
 def as_workbooks(city: City, directory: Path) -> tuple[list[Workbook], Path]:
     """The city's history as workbooks (city/workbooks/*.xlsx), and its late corrections
     as JSON lines whose retractions name the ids the workbook rows are imported under."""
-    from humiao.demo.generator import write_envelopes
-    from humiao.demo.workbooks import derived_ids, remap_retractions, write_workbooks
+    from humiao_dev.demo.generator import write_envelopes
+    from humiao_dev.demo.workbooks import derived_ids, remap_retractions, write_workbooks
 
     t0 = time.monotonic()
     books = write_workbooks(city.events, directory / "workbooks")

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from humiao.stack.supervisor import health, log_tail
+from humiao_dev.stack.supervisor import health, log_tail
 
 
 class ServiceFailed(RuntimeError):

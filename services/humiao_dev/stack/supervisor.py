@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from humiao.adapters.progress import DEFAULT_GROUP
+from humiao.cli.local_state import STATE_FILE, project_root, state_dir
 from humiao.config import KafkaSettings
-from humiao.stack.database import ensure_database, resolve_admin_dsn, with_database
+from humiao_dev.stack.database import ensure_database, resolve_admin_dsn, with_database
 
 #: Start order; `stop_stack` stops them in this order too: ingest first so nothing new
 #: arrives, then the verifier (it finishes and commits its batch), then the desk.
@@ -54,7 +55,6 @@ def services_for(env: Mapping[str, str]) -> tuple[str, ...]:
 #: The source name of the development source credential (and of the demo's city).
 DEV_SOURCE = "humiao-dev"
 DEV_STAFF = "developer"
-STATE_FILE = "stack.json"
 DEFAULT_DATABASE = "humiao"
 
 #: Popen objects of the processes this process started, so stopping them also reaps them.
@@ -65,26 +65,7 @@ class StackError(RuntimeError):
     """The stack could not be started or reached; the message says what and where to look."""
 
 
-def project_root(start: Path | None = None) -> Path:
-    """The nearest directory up from `start` (cwd) with a pyproject.toml or a .humiao/."""
-    here = (start or Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / "pyproject.toml").is_file() or (candidate / ".humiao").is_dir():
-            return candidate
-    return here
 
-
-def state_dir() -> Path:
-    """HUMIAO_STATE_DIR, else .humiao/ under the project root."""
-    configured = os.environ.get("HUMIAO_STATE_DIR")
-    return Path(configured).resolve() if configured else project_root() / ".humiao"
-
-
-def state_file() -> Path:
-    """Where `humiao up` writes, and every other command reads, the stack's state:
-    HUMIAO_STACK_FILE if set, else stack.json in the state directory."""
-    configured = os.environ.get("HUMIAO_STACK_FILE")
-    return Path(configured) if configured else state_dir() / STATE_FILE
 
 
 @dataclass
@@ -344,7 +325,7 @@ def resolve_database(directory: Path, database: str = DEFAULT_DATABASE, *,
     if configured and not fresh:
         return configured
     if fresh:
-        from humiao.stack.database import drop_database
+        from humiao_dev.stack.database import drop_database
 
         asyncio.run(drop_database(admin, database))
     return asyncio.run(ensure_database(admin, database))
@@ -463,7 +444,7 @@ async def _forget_offsets(dsn: str, topic: str) -> bool:
 
 
 def _start_broker(directory: Path) -> tuple[str, int]:
-    from humiao.stack.broker import start_broker
+    from humiao_dev.stack.broker import start_broker
 
     broker = start_broker(log_file=directory / "logs" / "broker.log")
     _CHILDREN[broker.process.pid] = broker.process

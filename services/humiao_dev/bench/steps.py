@@ -7,12 +7,12 @@ import gc
 import time
 from typing import TYPE_CHECKING, Any
 
-from humiao.bench.cli import say, set_ratio, size_key
-from humiao.bench.report import size_label
+from humiao_dev.bench.cli import say, set_ratio, size_key
+from humiao_dev.bench.report import size_label
 
 if TYPE_CHECKING:
-    from humiao.bench.cli import Run
     from humiao.config import KafkaSettings
+    from humiao_dev.bench.cli import Run
 
 def default_batch_max() -> int:
     """The verifier's default micro-batch, so the raw consumer polls as the verifier does."""
@@ -52,8 +52,8 @@ def batch_max(run: Run) -> int:
 
 def produce_input(run: Run, state: dict[str, Any]) -> None:
     from humiao.adapters.codec import envelope_to_proto
-    from humiao.bench.verifier_runs import end_offsets
-    from humiao.bench.workload import city_of_size, encode, produce
+    from humiao_dev.bench.verifier_runs import end_offsets
+    from humiao_dev.bench.workload import city_of_size, encode, produce
 
     args, ctx = run.args, run.ctx
     # A million envelopes are tens of millions of objects: left to the collector, every
@@ -112,7 +112,7 @@ def produce_input(run: Run, state: dict[str, Any]) -> None:
 
 
 def raw(run: Run, state: dict[str, Any]) -> None:
-    from humiao.bench.verifier_runs import decode_consume, raw_consume
+    from humiao_dev.bench.verifier_runs import decode_consume, raw_consume
 
     kafka: KafkaSettings = state["kafka"]
     expected = sum(state["end"].values())
@@ -135,7 +135,7 @@ def raw(run: Run, state: dict[str, Any]) -> None:
 
 
 def verifier(run: Run, state: dict[str, Any], processes: int) -> None:
-    from humiao.bench.verifier_runs import run_verifiers
+    from humiao_dev.bench.verifier_runs import run_verifiers
 
     profile = None
     if processes == 1 and run.args.profile:
@@ -181,7 +181,7 @@ def verifier(run: Run, state: dict[str, Any], processes: int) -> None:
 
 def ingest(run: Run, state: dict[str, Any]) -> None:
     from humiao.adapters.codec import envelope_from_bytes
-    from humiao.bench.ingest_runs import ingest_phase
+    from humiao_dev.bench.ingest_runs import ingest_phase
 
     envelopes = [envelope_from_bytes(b) for b in state["ingest"]]
     result = ingest_phase(run.ctx, envelopes, state["source"])
@@ -197,8 +197,8 @@ def ingest(run: Run, state: dict[str, Any]) -> None:
 
 
 def latency(run: Run) -> None:
-    from humiao.bench.latency import latency_phase
-    from humiao.bench.workload import city_of_size
+    from humiao_dev.bench.latency import latency_phase
+    from humiao_dev.bench.workload import city_of_size
 
     args = run.args
     need = int(args.latency_rate * args.latency_seconds)
@@ -215,7 +215,7 @@ def latency(run: Run) -> None:
 
 
 def memory(run: Run) -> None:
-    from humiao.bench.verifier_runs import memory_run
+    from humiao_dev.bench.verifier_runs import memory_run
 
     sizes = sorted(run.args.memory_sizes)
     found: dict[str, float] = {}
@@ -235,8 +235,8 @@ def memory(run: Run) -> None:
 
 
 def tabular(run: Run) -> None:
-    from humiao.bench.tabular_runs import tabular_phase
-    from humiao.bench.workload import city_of_size
+    from humiao_dev.bench.tabular_runs import tabular_phase
+    from humiao_dev.bench.workload import city_of_size
 
     args = run.args
     rows = args.ingest_events

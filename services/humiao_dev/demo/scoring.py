@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from humiao.demo.generator import ExpectedAlert
 from humiao.domain.alerts import AlertCode
 from humiao.domain.values import Period, format_fen
+from humiao_dev.demo.generator import ExpectedAlert
 
 
 @dataclass(frozen=True, slots=True)
