@@ -29,8 +29,8 @@ from humiao.adapters.db import create_pool
 from humiao.adapters.verifier_store import PgVerifierStore
 from humiao.api.alerts.v1 import alerts_pb2
 from humiao.api.desk.v1 import desk_pb2, desk_pb2_grpc
+from humiao.desk.api import AlertDeskServicer
 from humiao.desk.auth import StaffDirectory, hash_token, parse_credentials
-from humiao.desk.service import AlertDeskServicer
 from humiao.desk.watch import ChangeFeed
 from humiao.domain import events as ev
 from humiao.domain.identity import citizen_id_check_char, pseudonym

@@ -42,7 +42,7 @@ from desk_support import (
 )
 from humiao.api.alerts.v1 import alerts_pb2
 from humiao.api.desk.v1 import desk_pb2
-from humiao.desk.service import WHOLE_ID_READS_PER_HOUR
+from humiao.desk.api import WHOLE_ID_READS_PER_HOUR
 from humiao.domain.alerts import AlertCode, alert_id
 from humiao.domain.identity import citizen_id_check_char, mask_id, pseudonym
 from humiao.domain.values import Period

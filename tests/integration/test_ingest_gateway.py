@@ -24,8 +24,8 @@ from humiao.api.events.v1 import events_pb2
 from humiao.api.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from humiao.config import KafkaSettings
 from humiao.domain.events import Envelope, PersonDied
+from humiao.ingest.api import Dependencies, IngestServicer
 from humiao.ingest.credentials import CredentialStore, hash_token, parse_credentials
-from humiao.ingest.service import Dependencies, IngestServicer
 from humiao_dev.stack.broker import start_broker
 from strategies import random_citizen_id, random_envelope
 

@@ -29,7 +29,8 @@ from humiao.adapters.topics import ensure_topics
 from humiao.config import KafkaSettings
 from humiao.domain import events as ev
 from humiao.domain.values import Period, Program, Situation
-from humiao.verifier.service import Verifier, VerifierSettings
+from humiao.verifier.main import Verifier
+from humiao.verifier.settings import VerifierSettings
 from humiao.verifier.synthetic import at, citizen_id, city
 
 pytestmark = [pytest.mark.integration]

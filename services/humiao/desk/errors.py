@@ -1,6 +1,6 @@
 """What can go wrong in a desk call, independent of gRPC.
 
-The servicer raises these; one decorator (humiao.desk.service.rpc) turns each into
+The servicer raises these; one decorator (humiao.desk.api.rpc) turns each into
 its status code, so every method reports the same failure the same way.
 """
 

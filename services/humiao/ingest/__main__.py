@@ -1,6 +1,6 @@
-"""`python -m humiao.ingest`: run the ingest gateway (see humiao.ingest.app)."""
+"""`python -m humiao.ingest`: run the ingest gateway (see humiao.ingest.main)."""
 
-from humiao.ingest.app import main
+from humiao.ingest.main import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,6 +1,6 @@
 """`python -m humiao.verifier`."""
 
-from humiao.verifier.service import main
+from humiao.verifier.main import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

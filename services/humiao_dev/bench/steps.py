@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def default_batch_max() -> int:
     """The verifier's default micro-batch, so the raw consumer polls as the verifier does."""
-    from humiao.verifier.service import VerifierSettings
+    from humiao.verifier.settings import VerifierSettings
 
     return int(VerifierSettings.model_fields["humiao_verifier_batch_max"].default)
 

@@ -20,6 +20,7 @@ from humiao.adapters.publisher import EventPublisher, PublisherOptions
 from humiao.adapters.topics import ensure_topics
 from humiao.api.ingest.v1 import ingest_pb2_grpc
 from humiao.config import DatabaseSettings, KafkaSettings, PrivacySettings, ServiceSettings
+from humiao.ingest.api import SERVICE_NAME, Dependencies, IngestServicer
 from humiao.ingest.credentials import (
     ENV_VAR,
     CredentialsError,
@@ -27,7 +28,6 @@ from humiao.ingest.credentials import (
     load_credentials,
 )
 from humiao.ingest.metrics import DB_POOL
-from humiao.ingest.service import SERVICE_NAME, Dependencies, IngestServicer
 from humiao.runtime import Registration, run_grpc_service, setup_logging
 
 log = logging.getLogger("humiao.ingest")
