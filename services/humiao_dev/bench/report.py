@@ -122,8 +122,9 @@ def results_rows(res: Mapping[str, Any]) -> list[Row]:
         Row("  decode+validate only", fmt_rate(g("decode_ceiling_records_per_s")),
             "a Python verifier's ceiling"),
         Row("verifier, 1 process", fmt_rate(g("verifier_events_per_s"))),
-        Row("  ratio to raw", fmt_ratio(g("verifier_to_raw_ratio")), ">= 0.25",
-            _met(g("verifier_to_raw_ratio"), lambda v: v >= 0.25)),
+        # The one-process target (0.25 of raw) was retired: ~14k events/s a process serves
+        # a whole country's ~0.55M payments a month (docs/benchmarks.md).
+        Row("  ratio to raw", fmt_ratio(g("verifier_to_raw_ratio")), "(for reference)"),
         Row("verifier, 2 processes", fmt_rate(g("verifier_two_process_events_per_s"))),
         Row("  ratio two/one", fmt_ratio(g("two_to_one_ratio")), "> 1",
             _met(g("two_to_one_ratio"), lambda v: v > 1)),
