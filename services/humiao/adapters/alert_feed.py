@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
+from humiao.adapters.kafka_bridge import new_producer
 from humiao.adapters.topics import log_end_offsets
 
 T = TypeVar("T")
@@ -193,8 +194,7 @@ class AlertFeed:
 
     def _produce(self, letters: Sequence[tuple[FeedRecord, str]]) -> None:
         if self._producer is None:
-            self._producer = KafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
-                                           client_id="humiao-notifier-deadletter")
+            self._producer = new_producer(self.bootstrap, "humiao-notifier-deadletter", acks="all")
         futures = [
             self._producer.send(
                 self.deadletter_topic, key=record.key, value=record.value[:_MAX_LETTER],
