@@ -66,8 +66,15 @@ async def test_up_twice_status_ingest_wait_restart_and_down(
     tmp_path: Path, database_url: str
 ) -> None:
     state_dir = tmp_path / "state"
+    # a user's own credentials are honoured beside the stack's development ones
+    bank = {sha256(b"tok-bank").hexdigest():
+            {"source": "bank-110105", "regions": ["110105"], "kinds": ["allowanceStandardSet"]}}
+    viewer = {sha256(b"tok-viewer").hexdigest():
+              {"name": "Viewer Zhao", "role": "viewer", "regions": ["110105"]}}
     env = {**os.environ, "HUMIAO_STATE_DIR": str(state_dir), "DATABASE_URL": database_url,
-           "HUMIAO_PARTITIONS": "3", "HUMIAO_TOPIC_PREFIX": "e2e."}
+           "HUMIAO_PARTITIONS": "3", "HUMIAO_TOPIC_PREFIX": "e2e.",
+           "HUMIAO_SOURCE_CREDENTIALS": json.dumps(bank),
+           "HUMIAO_STAFF_CREDENTIALS": json.dumps(viewer)}
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
 
     assert humiao("status", env=env).returncode == 2  # nothing started yet: a clear error
@@ -86,6 +93,10 @@ async def test_up_twice_status_ingest_wait_restart_and_down(
         assert state["source_token"] not in source_creds
         assert sha256(state["source_token"].encode()).hexdigest() in source_creds
         assert sha256(state["staff_token"].encode()).hexdigest() in staff_creds
+        assert sha256(b"tok-bank").hexdigest() in source_creds
+        assert sha256(b"tok-viewer").hexdigest() in staff_creds
+        for private in ("stack.json", "source-credentials.json", "staff-credentials.json"):
+            assert (state_dir / private).stat().st_mode & 0o777 == 0o600, private
 
         again = humiao("up", "--json", env=env)
         assert again.returncode == 0, again.stderr
@@ -97,7 +108,8 @@ async def test_up_twice_status_ingest_wait_restart_and_down(
         for name in ("ingest", "verifier", "desk"):
             assert f"{name:<9} SERVING" in status.stdout
 
-        city = generate_city(CityConfig(seed=21, children=60))
+        # envelopes naming their own source system go in with the stack's token
+        city = generate_city(CityConfig(seed=21, children=60, source="minzheng-own-system"))
         files = write_city(city, tmp_path / "city")
         ingest = humiao("ingest", str(files.events), "--target", state["ingest"],
                         "--token", state["source_token"], "--wait", env=env)
@@ -105,6 +117,17 @@ async def test_up_twice_status_ingest_wait_restart_and_down(
         assert "caught up" in ingest.stderr
         alerts = await fetch_alerts(database_url)  # no polling: --wait returned after them
         assert {a.key() for a in alerts if a.implied} == set(city.before_corrections)
+        standard = {"eventId": "std-1", "recordedAt": "2024-01-02T08:00:00+08:00",
+                    "source": "bank-110105", "allowanceStandardSet": {
+                        "region": "110105", "program": "ORPHAN_DISPERSED",
+                        "effectiveFrom": "2030-01", "monthlyAmountFen": 150000}}
+        (tmp_path / "bank.jsonl").write_text(json.dumps(standard) + "\n")
+        bank_run = humiao("ingest", str(tmp_path / "bank.jsonl"), "--target", state["ingest"],
+                          "--token", "tok-bank", env=env)
+        assert bank_run.returncode == 0, bank_run.stdout + bank_run.stderr
+        viewed = humiao("alerts", "list", "--json", "--limit", "1", "--target", state["desk"],
+                        "--token", "tok-viewer", env=env)
+        assert viewed.returncode == 0, viewed.stderr
         report = json.loads(humiao("status", "--json", env=env).stdout)
         assert sum(p["lag"] for p in report["verifier_lag"]) == 0
         assert sum(p["end"] for p in report["verifier_lag"]) >= len(city.events)

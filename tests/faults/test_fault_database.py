@@ -51,6 +51,7 @@ from humiao.api.desk.v1 import desk_pb2, desk_pb2_grpc
 from humiao.api.events.v1 import events_pb2
 from humiao.api.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from humiao.config import KafkaSettings
+from humiao.ingest.grants import own_form
 from humiao.verifier.synthetic import city
 from integration.verifier_support import (
     alert_rows,
@@ -167,7 +168,8 @@ async def test_postgres_cut_mid_processing_then_restored(
         ends = await asyncio.to_thread(true_end_offsets, topics.bootstrap, topics.events_topic)
         await wait_settled(dsn, GROUP, ends, 90, alive=verifier.assert_alive)
         rows = await alert_rows(dsn)
-        assert_alerts_match(rows, expected_drafts(history.envelopes, history.child_ids))
+        assert_alerts_match(rows, expected_drafts([own_form(e) for e in history.envelopes],
+                                                history.child_ids))
         assert_contiguous(await version_history(dsn))
         wire, _ = await asyncio.to_thread(wire_versions, topics)
         assert wire == await stored_payloads(dsn)

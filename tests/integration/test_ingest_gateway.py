@@ -23,9 +23,13 @@ from humiao.adapters.topics import ensure_topics, partition_for_key, routing_key
 from humiao.api.events.v1 import events_pb2
 from humiao.api.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from humiao.config import KafkaSettings
-from humiao.domain.events import Envelope, PersonDied
+from humiao.domain.events import (
+    Envelope,
+    PersonDied,
+)
 from humiao.ingest.api import Dependencies, IngestServicer
 from humiao.ingest.credentials import CredentialStore, hash_token, parse_credentials
+from humiao.ingest.grants import own_form
 from humiao_dev.stack.broker import start_broker
 from strategies import random_citizen_id, random_envelope
 
@@ -76,7 +80,8 @@ async def start_gateway(
     deps.ready.set()
     store: CredentialStore = parse_credentials(CREDENTIALS)
     server = grpc.aio.server()
-    ingest_pb2_grpc.add_IngestServiceServicer_to_server(IngestServicer(deps, store), server)
+    ingest_pb2_grpc.add_IngestServiceServicer_to_server(
+        IngestServicer(deps, store, pseudonym_key=SECRET), server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     return server, port, deps
@@ -167,13 +172,14 @@ async def test_batch_answers_each_event(gateway: Gateway) -> None:
     assert "-100" not in answer.results[2].status.message or "amountFen" in \
         answer.results[2].status.message
     async with gateway.pool.acquire() as conn:
-        rows = await conn.fetch("SELECT event_id, kind, source FROM ingested_events")
-    assert {(r["event_id"], r["kind"], r["source"]) for r in rows} == {
-        (e.event_id, "disbursement", "city") for e in (a, b, c)
+        rows = await conn.fetch("SELECT event_id, own_id, kind, source FROM ingested_events")
+    # ids are unique per source: recorded and published qualified with the source
+    assert {(r["event_id"], r["own_id"], r["kind"], r["source"]) for r in rows} == {
+        (f"city/{e.event_id}", e.event_id, "disbursement", "city") for e in (a, b, c)
     }
     records = await asyncio.to_thread(consume_all, gateway.kafka, 3)
     assert sorted(envelope_from_bytes(r.value).event_id for r in records) == sorted(  # type: ignore[attr-defined]
-        e.event_id for e in (a, b, c)
+        f"city/{e.event_id}" for e in (a, b, c)
     )
 
 
@@ -186,7 +192,7 @@ async def test_published_messages_decode_to_the_same_envelopes(gateway: Gateway)
     assert answer.accepted == len(sent)
     records = await asyncio.to_thread(consume_all, gateway.kafka, len(sent))
     assert len(records) == len(sent)
-    by_id = {e.event_id: e for e in sent}
+    by_id = {own_form(e).event_id: own_form(e) for e in sent}
     for record in records:
         env = envelope_from_bytes(record.value)  # type: ignore[attr-defined]
         assert env == by_id[env.event_id]
@@ -207,7 +213,7 @@ async def test_broadcast_kinds_land_once_on_every_partition(gateway: Gateway) ->
     records = await asyncio.to_thread(consume_all, gateway.kafka, 4 * len(sent))
     assert len(records) == 4 * len(sent)
     for env in sent:
-        copies = [r for r in records if envelope_from_bytes(r.value) == env]  # type: ignore[attr-defined]
+        copies = [r for r in records if envelope_from_bytes(r.value) == own_form(env)]  # type: ignore[attr-defined]
         assert sorted(r.partition for r in copies) == [0, 1, 2, 3]  # type: ignore[attr-defined]
         assert len({r.key for r in copies}) == 1  # type: ignore[attr-defined]
 
@@ -266,7 +272,8 @@ async def test_out_of_scope_events_are_denied_one_by_one(gateway: Gateway) -> No
     assert {s.code for s in denied} == {code_pb2.PERMISSION_DENIED}
     assert "region 110106" in denied[0].message
     assert "guardianAppointed" in denied[1].message
-    assert denied[2].message == "source does not match credential"
+    assert "is not this credential's" in denied[2].message
+    assert "district-110105" in denied[2].message  # says which source the credential allows
     assert "region 320102" in denied[3].message
     info = error_details_pb2.ErrorInfo()
     assert denied[0].details[0].Unpack(info) and info.reason == "REGION_NOT_ALLOWED"
@@ -317,7 +324,7 @@ async def _kafka_failure(database_url: str, kafka_settings: KafkaSettings) -> No
         assert deps.pool is not None
         async with deps.pool.acquire() as conn:
             ids = {r[0] for r in await conn.fetch("SELECT event_id FROM ingested_events")}
-        assert ids == {warm[0].event_id}
+        assert ids == {f"{warm[0].source}/{warm[0].event_id}"}
     finally:
         await server.stop(None)
         assert deps.publisher is not None and deps.pool is not None

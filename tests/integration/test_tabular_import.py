@@ -101,7 +101,7 @@ def payment(did: str, amount: Any = "1380.00", child: str = CHILD, paid: Any = "
 
 async def kinds_ingested(target: Target) -> dict[str, str]:
     async with target.pool.acquire() as conn:
-        rows = await conn.fetch("SELECT event_id, kind FROM ingested_events")
+        rows = await conn.fetch("SELECT own_id AS event_id, kind FROM ingested_events")
     return {r["event_id"]: r["kind"] for r in rows}
 
 
@@ -184,9 +184,9 @@ async def test_a_bureau_shaped_payment_workbook(target: Target, tmp_path: Path) 
               if isinstance(b, Disbursement)}
     assert {k: (b.amount_fen, b.paid_on.isoformat(), str(b.period), b.child_id)
             for k, b in bodies.items()} == {
-        "D-100": (138050, "2024-03-05", "2024-03", CHILD),
-        "D-101": (138055, "2024-03-06", "2024-03", CHILD),
-        "D-102": (138000, "2024-03-07", "2024-03", CHILD),
+        "city/D-100": (138050, "2024-03-05", "2024-03", CHILD),  # ids qualified by source
+        "city/D-101": (138055, "2024-03-06", "2024-03", CHILD),
+        "city/D-102": (138000, "2024-03-07", "2024-03", CHILD),
     }
 
 
@@ -242,7 +242,8 @@ async def test_a_corrected_row_retracts_its_earlier_version(target: Target, tmp_
     # a retraction is published to every partition (README, topics and routing)
     retractions = list({e.event_id: e.body for e in envs if isinstance(e.body, EventRetracted)
                         }.values())
-    d2 = [e for e in envs if isinstance(e.body, Disbursement) and e.body.disbursement_id == "D-2"]
+    d2 = [e for e in envs
+          if isinstance(e.body, Disbursement) and e.body.disbursement_id.endswith("/D-2")]
     assert len(d2) == 2
     old = next(e for e in d2 if e.body.amount_fen == 138000)  # type: ignore[union-attr]
     assert len(retractions) == 1

@@ -8,21 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from humiao.domain.events import (
-    DisbursementReversed,
-    Envelope,
-    GuardianAppointed,
-    PaymentCycleClosed,
-    PersonDied,
-)
-from humiao.domain.values import Period
 from humiao.ingest.credentials import (
     CredentialsError,
     hash_token,
     load_credentials,
-    scope_region,
 )
-from strategies import make_citizen_id
 
 WHEN = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
 TOKEN = "s3cret-token"
@@ -78,12 +68,3 @@ def test_missing_configuration() -> None:
         load_credentials("/nonexistent/credentials.toml")
 
 
-def test_scope_region_of_each_family() -> None:
-    child = make_citizen_id(320102, dt.date(2015, 1, 1), 1)
-    person = make_citizen_id(440305, dt.date(1980, 1, 1), 2)
-    closed = PaymentCycleClosed("110105", Period.of(2024, 4))
-    assert scope_region(Envelope("a", WHEN, "s", closed)) == "110105"
-    assert scope_region(Envelope("b", WHEN, "s", GuardianAppointed(child, person, WHEN.date()))) \
-        == "320102"
-    assert scope_region(Envelope("c", WHEN, "s", PersonDied(person, WHEN.date()))) == "440305"
-    assert scope_region(Envelope("d", WHEN, "s", DisbursementReversed("D-1", WHEN.date()))) is None

@@ -1,8 +1,10 @@
-"""The ingest gateway's servicer: validate, check scope, deduplicate, publish, record.
+"""The ingest gateway's servicer: validate, deduplicate, judge the grant, publish, record.
 
-Per call: every event is validated and checked against the source's credential; the
-survivors are deduplicated against PostgreSQL (one query), published to Kafka and only
-once acknowledged recorded (one insert) and answered ACCEPTED. If Kafka fails the call
+Per call: every event is validated; the survivors are deduplicated by their qualified id
+(`<source>/<id>`: ids are unique per source) against PostgreSQL, judged against the
+source's grant with what ingest knows of earlier facts (ingest/grants.py: owned
+corrections, enrollment regions, persons' children), published to Kafka with their ids
+qualified, and only once acknowledged recorded and answered ACCEPTED. If Kafka fails the call
 is answered UNAVAILABLE, after recording what did get published, so a retry answers
 those DUPLICATE and publishes only the rest.
 
@@ -25,13 +27,16 @@ import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
+from humiao.adapters import ingest_store
 from humiao.adapters.codec import envelope_from_proto
 from humiao.adapters.publisher import EventPublisher, PublishError
 from humiao.api.events.v1 import events_pb2
 from humiao.api.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from humiao.domain.events import Envelope
+from humiao.domain.identity import pseudonym
 from humiao.domain.validation import ValidationFailed
-from humiao.ingest.credentials import CredentialStore, SourceCredential, scope_region
+from humiao.ingest.credentials import CredentialStore, SourceCredential
+from humiao.ingest.grants import Accepted, Judge, Known, Refused, qualified
 from humiao.ingest.metrics import CALLS, IngestMetrics, Rejection
 
 log = logging.getLogger(__name__)
@@ -42,14 +47,6 @@ STREAM_CHUNK = 1000
 _ACCEPTED = ingest_pb2.ACCEPTED
 _DUPLICATE = ingest_pb2.DUPLICATE
 _REJECTED = ingest_pb2.REJECTED
-
-_KNOWN_IDS = "SELECT event_id FROM ingested_events WHERE event_id = ANY($1::text[])"
-_RECORD = (
-    "INSERT INTO ingested_events (event_id, kind, source, accepted_at)"
-    " SELECT e, k, $3, $4 FROM unnest($1::text[], $2::text[]) AS t(e, k)"
-    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
-)
-
 
 class Unavailable(Exception):
     """A dependency (Kafka or PostgreSQL) failed; the call is answered UNAVAILABLE."""
@@ -87,27 +84,9 @@ def _denied_status(reason: Rejection, message: str, **metadata: str) -> status_p
     return status_pb2.Status(code=code_pb2.PERMISSION_DENIED, message=message, details=[detail])
 
 
-def _scope_problem(
-    env: Envelope, credential: SourceCredential
-) -> tuple[Rejection, status_pb2.Status] | None:
-    if env.source != credential.source:
-        return Rejection.SOURCE_MISMATCH, _denied_status(
-            Rejection.SOURCE_MISMATCH, "source does not match credential"
-        )
-    if not credential.allows_kind(env.kind):
-        return Rejection.KIND_NOT_ALLOWED, _denied_status(
-            Rejection.KIND_NOT_ALLOWED,
-            f"source {credential.source} may not send {env.kind} events",
-            kind=env.kind,
-        )
-    region = scope_region(env)
-    if region is not None and not credential.allows_region(region):
-        return Rejection.REGION_NOT_ALLOWED, _denied_status(
-            Rejection.REGION_NOT_ALLOWED,
-            f"source {credential.source} may not send events for region {region}",
-            region=region,
-        )
-    return None
+def _refusal_status(refused: Refused) -> status_pb2.Status:
+    metadata = {"region": refused.region} if refused.region else {}
+    return _denied_status(Rejection(refused.reason.value), refused.message, **metadata)
 
 
 def bearer_token(context: grpc.aio.ServicerContext) -> str:
@@ -123,8 +102,9 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
     """humiao.ingest.v1.IngestService over validated, deduplicated, published events."""
 
     def __init__(self, deps: Dependencies, credentials: CredentialStore,
-                 metrics: IngestMetrics | None = None) -> None:
+                 metrics: IngestMetrics | None = None, *, pseudonym_key: bytes) -> None:
         self._deps = deps
+        self._secret = pseudonym_key
         self._credentials = credentials
         self._metrics = metrics or IngestMetrics()
         self._lock = asyncio.Lock()
@@ -201,13 +181,8 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                 metrics.rejected(Rejection.INVALID_FIELD)
                 metrics.outcome(_kind_of(msg), "rejected")
                 continue
-            problem = _scope_problem(env, credential)
-            if problem is not None:
-                reason, status = problem
-                result.outcome = _REJECTED
-                result.status.CopyFrom(status)
-                metrics.rejected(reason)
-                metrics.outcome(env.kind, "rejected")
+            if not credential.allows_source(env.source):
+                self._refuse(result, env, Judge(credential, Known(), self._key).judge(env))
                 continue
             candidates.append((i, env))
         if candidates:
@@ -215,74 +190,90 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
                 await self._publish_new(candidates, results, credential)
         return results
 
+    def _key(self, person_id: str) -> str:
+        return pseudonym(self._secret, person_id)
+
+    def _refuse(self, result: ingest_pb2.EventResult, env: Envelope, verdict: object) -> None:
+        assert isinstance(verdict, Refused)
+        result.outcome = _REJECTED
+        result.status.CopyFrom(_refusal_status(verdict))
+        self._metrics.rejected(Rejection(verdict.reason.value))
+        self._metrics.outcome(env.kind, "rejected")
+
     async def _publish_new(
         self,
         candidates: list[tuple[int, Envelope]],
         results: list[ingest_pb2.EventResult],
         credential: SourceCredential,
     ) -> None:
+        """Under the lock: drop replays, judge the rest in order, publish, record."""
         pool, publisher = self._deps.pool, self._deps.publisher
         assert pool is not None and publisher is not None
         try:
-            rows = await pool.fetch(_KNOWN_IDS, [env.event_id for _, env in candidates])
-            known = {r[0] for r in rows}
+            known_ids = await ingest_store.known_ids(
+                pool, [qualified(env.source, env.event_id) for _, env in candidates])
+            fresh = []
+            for i, env in candidates:
+                q = qualified(env.source, env.event_id)
+                if q in known_ids:
+                    self._answer_duplicate(results[i], env)
+                else:
+                    known_ids.add(q)  # a later copy in this batch is a duplicate
+                    fresh.append((i, env))
+            judge = Judge(credential, await ingest_store.load_known(
+                pool, [env for _, env in fresh], self._key), self._key)
         except (asyncpg.PostgresError, OSError) as exc:
             raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
-        fresh: list[tuple[int, Envelope]] = []
-        for i, env in candidates:
-            if env.event_id in known:
-                self._answer_duplicate(results[i], env)
+        accepted: list[tuple[int, Accepted]] = []
+        for i, env in fresh:
+            verdict = judge.judge(env)
+            if isinstance(verdict, Refused):
+                self._refuse(results[i], env, verdict)
             else:
-                known.add(env.event_id)  # a later copy in this batch is a duplicate
-                fresh.append((i, env))
-        if not fresh:
-            return
+                accepted.append((i, verdict))
+        if accepted:
+            await self._publish(accepted, results)
+
+    async def _publish(
+        self, accepted: list[tuple[int, Accepted]], results: list[ingest_pb2.EventResult]
+    ) -> None:
+        publisher = self._deps.publisher
+        assert publisher is not None
         accepted_at = dt.datetime.now(dt.UTC)
         started = time.perf_counter()
         failure: PublishError | None = None
         try:
-            await publisher.publish([env for _, env in fresh], int(accepted_at.timestamp() * 1000))
-            published = fresh
+            await publisher.publish([a.envelope for _, a in accepted],
+                                    int(accepted_at.timestamp() * 1000))
+            published = accepted
         except PublishError as exc:
             failure = exc
-            published = [fresh[j] for j in sorted(exc.published)]
+            published = [accepted[j] for j in sorted(exc.published)]
         else:
             self._metrics.published(time.perf_counter() - started)
-        recorded = await self._record(published, credential, accepted_at)
+        recorded = await self._record([a for _, a in published], accepted_at)
         if failure is not None:
             log.warning("publish failed: %s (%d of %d recorded)", failure, len(recorded),
-                        len(fresh))
+                        len(accepted))
             raise Unavailable(f"Kafka unavailable: {failure}")
-        for i, env in published:
-            if env.event_id in recorded:
+        for i, fact in published:
+            if fact.envelope.event_id in recorded:
                 results[i].outcome = _ACCEPTED
-                self._metrics.outcome(env.kind, "accepted")
+                self._metrics.outcome(fact.envelope.kind, "accepted")
             else:  # another gateway recorded it meanwhile
-                self._answer_duplicate(results[i], env)
+                self._answer_duplicate(results[i], fact.envelope)
 
     def _answer_duplicate(self, result: ingest_pb2.EventResult, env: Envelope) -> None:
         result.outcome = _DUPLICATE  # a replay, not a rejection: only the outcome counts it
         self._metrics.outcome(env.kind, "duplicate")
 
-    async def _record(
-        self, published: list[tuple[int, Envelope]], credential: SourceCredential,
-        accepted_at: dt.datetime,
-    ) -> set[str]:
-        if not published:
-            return set()
+    async def _record(self, published: list[Accepted], accepted_at: dt.datetime) -> set[str]:
         pool = self._deps.pool
         assert pool is not None
         try:
-            rows = await pool.fetch(
-                _RECORD,
-                [env.event_id for _, env in published],
-                [env.kind for _, env in published],
-                credential.source,
-                accepted_at,
-            )
+            return await ingest_store.record(pool, published, accepted_at, self._key)
         except (asyncpg.PostgresError, OSError) as exc:
             raise Unavailable(f"database unavailable: {type(exc).__name__}") from exc
-        return {r[0] for r in rows}
 
 
 def _kind_of(msg: events_pb2.Envelope) -> str | None:

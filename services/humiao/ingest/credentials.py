@@ -4,9 +4,12 @@ HUMIAO_SOURCE_CREDENTIALS holds either inline JSON or the path of a TOML or JSON
 mapping the hex SHA-256 of each token to its scope:
 
     ["<sha256 hex of the token>"]          # TOML; JSON is the same shape
-    source = "minzheng-110105"
+    source = "minzheng-110105"             # "*": any source name (the local stack's)
     regions = ["110105", "110106"]         # or "*"
     kinds = ["childEnrolled", "disbursement"]   # or "*"
+    corrections = ["110106"]               # optional: may correct other sources' facts there
+
+What each grants is docs/grants.md (the grant model, ingest/grants.py).
 
 `humiao ingest hash-token` prints the hash of a token. Tokens themselves never appear in
 configuration or logs.
@@ -19,15 +22,20 @@ import json
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from humiao.domain.events import ALL_KINDS, PERSON_KINDS, REGION_KINDS, Envelope
+from humiao.domain.events import ALL_KINDS
+from humiao.ingest.grants import Grant
 
 ENV_VAR = "HUMIAO_SOURCE_CREDENTIALS"
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 _REGION = re.compile(r"^\d{6}$")
+#: A source name: what qualifies its ids on Kafka (`<source>/<id>`), so never a "/".
+SOURCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+#: A credential and what it grants (ingest/grants.py).
+SourceCredential = Grant
 
 
 class CredentialsError(ValueError):
@@ -37,41 +45,6 @@ class CredentialsError(ValueError):
 def hash_token(token: str) -> str:
     """The hex SHA-256 of a bearer token: what configuration stores instead of the token."""
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class SourceCredential:
-    """What one source system may send. None means every region (or kind)."""
-
-    source: str
-    regions: frozenset[str] | None
-    kinds: frozenset[str] | None
-
-    def allows_kind(self, kind: str) -> bool:
-        return self.kinds is None or kind in self.kinds
-
-    def allows_region(self, region: str) -> bool:
-        return self.regions is None or region in self.regions
-
-
-def scope_region(env: Envelope) -> str | None:
-    """The region an event is about, for scope checks.
-
-    Region-wide facts, enrollments and disbursements name it; facts about a child or a
-    person carry it as the 6-digit prefix of the ID number. Reversals and retractions
-    name only another fact, so they have none and are scoped by kind alone.
-    """
-    body = env.body
-    region = getattr(body, "region", None)
-    if region:
-        return str(region)
-    if env.kind in PERSON_KINDS:
-        return str(body.person_id)[:6]  # type: ignore[union-attr]
-    child = env.child_id()
-    if child:
-        return child[:6]
-    assert env.kind not in REGION_KINDS
-    return None
 
 
 class CredentialStore:
@@ -99,7 +72,7 @@ def _scope(value: Any, where: str, what: str, check: Any) -> frozenset[str] | No
 
 
 def parse_credentials(document: Mapping[str, Any]) -> CredentialStore:
-    """Check and load a {hash: {source, regions, kinds}} mapping."""
+    """Check and load a {hash: {source, regions, kinds[, corrections]}} mapping."""
     by_hash: dict[str, SourceCredential] = {}
     for key, entry in document.items():
         where = f"credential {str(key)[:8]}…"
@@ -108,13 +81,18 @@ def parse_credentials(document: Mapping[str, Any]) -> CredentialStore:
         if not isinstance(entry, Mapping):
             raise CredentialsError(f"{where}: must be a table with source, regions, kinds")
         source = entry.get("source")
-        if not isinstance(source, str) or not source.strip():
-            raise CredentialsError(f"{where}: source must be a non-empty string")
-        by_hash[key] = SourceCredential(
-            source=source,
+        if source != "*" and (not isinstance(source, str) or not SOURCE_NAME.match(source)):
+            raise CredentialsError(f"{where}: source must be \"*\" or a name of letters, "
+                                   "digits, '.', '_' and '-' (64 at most)")
+        corrections = _scope(entry.get("corrections", []), where, "corrections",
+                             lambda r: bool(_REGION.match(r)))
+        by_hash[key] = Grant(
+            source=None if source == "*" else source,
             regions=_scope(entry.get("regions"), where, "regions",
                            lambda r: bool(_REGION.match(r))),
             kinds=_scope(entry.get("kinds"), where, "kinds", lambda k: k in ALL_KINDS),
+            corrections=corrections or frozenset(),
+            corrections_everywhere=corrections is None,
         )
     return CredentialStore(by_hash)
 

@@ -127,7 +127,7 @@ async def serve(
     options = publisher_options(env)
     dsn = await asyncio.to_thread(database_dsn, db)
     deps = Dependencies()
-    servicer = IngestServicer(deps, credentials)
+    servicer = IngestServicer(deps, credentials, pseudonym_key=privacy.secret)
 
     async def connect_job(stop_event: asyncio.Event) -> None:
         await connect(deps, kafka, db, dsn, privacy.secret, stop_event, options)

@@ -22,6 +22,8 @@ class Rejection(enum.StrEnum):
     SOURCE_MISMATCH = "source_mismatch"
     REGION_NOT_ALLOWED = "region_not_allowed"
     KIND_NOT_ALLOWED = "kind_not_allowed"
+    CORRECTION_NOT_OWNED = "correction_not_owned"
+    ENROLLMENT_CONFLICT = "enrollment_conflict"
 
 
 EVENTS = Counter(

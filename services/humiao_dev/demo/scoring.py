@@ -144,6 +144,12 @@ def render(result: Score) -> list[str]:
     return lines
 
 
+def _senders_id(subject: str) -> str:
+    """The generator's own id of a subject: ingest qualifies ids with their source
+    (`<source>/<id>`, docs/grants.md); the city's ids hold no "/"."""
+    return subject.split("/", 1)[-1]
+
+
 async def fetch_alerts(database_url: str) -> list[RaisedAlert]:
     """Every alert row of the stack's database (the verifier's verdicts)."""
     import asyncpg
@@ -162,7 +168,7 @@ async def fetch_alerts(database_url: str) -> list[RaisedAlert]:
             code=AlertCode[r["code"]],
             child_id=r["child_id"],
             period=Period.parse(r["period"]),
-            subject=r["subject"],
+            subject=_senders_id(r["subject"]),
             status=r["status"],
             implied=bool(r["implied"]),
             amount_at_risk_fen=int(r["amount_at_risk_fen"]),

@@ -165,10 +165,7 @@ def load_state(directory: Path | None = None) -> StackState | None:
 
 def save_state(state: StackState) -> Path:
     path = Path(state.state_dir) / STATE_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state.to_json(), indent=2))
-    tmp.chmod(0o600)  # it holds the development tokens
-    tmp.replace(path)
+    write_private(path, json.dumps(state.to_json(), indent=2))  # it holds the dev tokens
     return path
 
 
@@ -297,20 +294,54 @@ def _wait(what: str, ok: Callable[[], bool], timeout: float, failed: Callable[[]
 # --- the stack -------------------------------------------------------------------------
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read, private from its creation (it holds tokens)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    tmp.replace(path)
+
+
+def _configured_credentials(variable: str) -> dict[str, Any]:
+    """The user's own credentials (inline JSON, or a .json/.toml file) from `variable`,
+    added to the stack's development ones so several sources and staff can be tried."""
+    import tomllib
+
+    spec = (os.environ.get(variable) or "").strip()
+    if not spec:
+        return {}
+    try:
+        if spec.startswith("{"):
+            document = json.loads(spec)
+        else:
+            raw = Path(spec).read_text(encoding="utf-8")
+            document = tomllib.loads(raw) if spec.endswith(".toml") else json.loads(raw)
+    except (OSError, ValueError) as exc:
+        raise StackError(f"{variable}: cannot read credentials ({exc})") from None
+    if not isinstance(document, dict):
+        raise StackError(f"{variable}: must map token hashes to credentials")
+    return document
+
+
 def _credentials(directory: Path, source_token: str, staff_token: str) -> tuple[Path, Path]:
-    """Credential files with token hashes only (the tokens go to the state file)."""
+    """Credential files with token hashes only (the tokens go to the state file): the
+    development ones (any source name, region and kind; a supervisor of every region)
+    plus HUMIAO_SOURCE_CREDENTIALS and HUMIAO_STAFF_CREDENTIALS when they are set."""
     from hashlib import sha256
 
     source_file = directory / "source-credentials.json"
     staff_file = directory / "staff-credentials.json"
     for path, doc in (
-        (source_file, {sha256(source_token.encode()).hexdigest():
-                       {"source": DEV_SOURCE, "regions": "*", "kinds": "*"}}),
-        (staff_file, {sha256(staff_token.encode()).hexdigest():
+        (source_file, {**_configured_credentials("HUMIAO_SOURCE_CREDENTIALS"),
+                       sha256(source_token.encode()).hexdigest():
+                       {"source": "*", "regions": "*", "kinds": "*"}}),
+        (staff_file, {**_configured_credentials("HUMIAO_STAFF_CREDENTIALS"),
+                      sha256(staff_token.encode()).hexdigest():
                       {"name": DEV_STAFF, "role": "supervisor", "regions": "*"}}),
     ):
-        path.write_text(json.dumps(doc, indent=2))
-        path.chmod(0o600)
+        write_private(path, json.dumps(doc, indent=2))
     return source_file, staff_file
 
 
