@@ -16,6 +16,9 @@ from humiao_dev.stack.broker import EmbeddedBroker, start_broker
 from humiao_dev.stack.database import drop_database, ensure_database, resolve_admin_dsn
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The tests run the services with development secrets, as the local stack does; every
+#: process they start inherits it (tests/integration/test_edge.py tries without).
+os.environ.setdefault("HUMIAO_DEVELOPMENT", "true")
 
 
 @pytest.fixture(scope="session")

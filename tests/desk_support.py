@@ -29,6 +29,7 @@ from humiao.adapters.db import create_pool
 from humiao.adapters.verifier_store import PgVerifierStore
 from humiao.api.alerts.v1 import alerts_pb2
 from humiao.api.desk.v1 import desk_pb2, desk_pb2_grpc
+from humiao.config import KafkaSettings
 from humiao.desk.api import AlertDeskServicer
 from humiao.desk.auth import StaffDirectory, hash_token, parse_credentials
 from humiao.desk.watch import ChangeFeed
@@ -127,15 +128,18 @@ class VerifierDriver:
 
     def __init__(self, pool: asyncpg.Pool, secret: bytes = SECRET) -> None:
         self.pool = pool
+        self.signing = KafkaSettings().record_signing_secret
         self.processor = Processor(
-            group=GROUP, secret=secret, policies=PolicyBook.default(), metrics=VerifierMetrics()
+            group=GROUP, secret=secret, signing_secret=self.signing,
+            policies=PolicyBook.default(), metrics=VerifierMetrics(),
         )
         self.offset = 0
 
     async def feed(self, envelopes: Sequence[ev.Envelope]) -> None:
         now_ms = int(time.time() * 1000)
         records = [
-            InRecord(0, self.offset + i, now_ms, None, envelope_to_proto(e).SerializeToString())
+            InRecord.signed(self.signing, 0, self.offset + i, now_ms, None,
+                            envelope_to_proto(e).SerializeToString())
             for i, e in enumerate(envelopes)
         ]
         batch = self.processor.prepare(TOPIC, records)

@@ -6,8 +6,18 @@ variable is documented in README.md, section "Configuration".
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable, Mapping
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Development defaults of the secrets: a service refuses to start with one of them
+#: unless HUMIAO_DEVELOPMENT is true (the local stack sets it; deploy/OPERATIONS.md).
+DEVELOPMENT_PSEUDONYM_KEY = "humiao-development-pseudonym-key"
+DEVELOPMENT_SIGNING_KEY = "humiao-development-record-signing-key"
+#: The tokens deploy/compose documents for trying it out (their hashes are refused too).
+DEVELOPMENT_TOKENS = ("dev-source-token-change-me", "dev-supervisor-token-change-me")
 
 
 class KafkaSettings(BaseSettings):
@@ -22,6 +32,13 @@ class KafkaSettings(BaseSettings):
     #: Partitions of the events topic; the unit of verifier parallelism.
     humiao_partitions: int = Field(default=6, ge=1, le=1024)
     humiao_replication_factor: int = Field(default=1, ge=1)
+    #: HMAC key ingest signs the events topic's records with and the verifier checks
+    #: (adapters/record_signing.py); a secret, the same for both. Set it in production.
+    humiao_record_signing_key: SecretStr = SecretStr(DEVELOPMENT_SIGNING_KEY)
+
+    @property
+    def record_signing_secret(self) -> bytes:
+        return self.humiao_record_signing_key.get_secret_value().encode()
 
     @property
     def bootstrap(self) -> str:
@@ -64,7 +81,7 @@ class PrivacySettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
     #: Key of the HMAC that turns ID numbers into pseudonymous Kafka keys. Set it in production.
-    humiao_pseudonym_key: SecretStr = SecretStr("humiao-development-pseudonym-key")
+    humiao_pseudonym_key: SecretStr = SecretStr(DEVELOPMENT_PSEUDONYM_KEY)
 
     @property
     def secret(self) -> bytes:
@@ -88,3 +105,38 @@ class ServiceSettings(BaseSettings):
     @property
     def metrics_host(self) -> str:
         return self.humiao_metrics_host or self.humiao_grpc_host
+
+
+class DevelopmentSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    #: True only on a developer's machine: the local stack, the demo and the tests set it.
+    #: Without it a service refuses to start with a development secret.
+    humiao_development: bool = False
+
+
+def development_secrets_in_use(
+    secrets: Mapping[str, str], token_hashes: Iterable[str] = ()
+) -> list[str]:
+    """The names of the development defaults among a service's secrets and credentials."""
+    defaults = {DEVELOPMENT_PSEUDONYM_KEY, DEVELOPMENT_SIGNING_KEY}
+    found = [name for name, value in secrets.items() if value in defaults]
+    dev_hashes = {hashlib.sha256(t.encode()).hexdigest() for t in DEVELOPMENT_TOKENS}
+    if dev_hashes & set(token_hashes):
+        found.append("a credential of a documented development token (deploy/compose)")
+    return found
+
+
+def refuse_development_secrets(
+    service: str, secrets: Mapping[str, str], token_hashes: Iterable[str] = ()
+) -> None:
+    """Stop a service that would run with a development secret outside development."""
+    if DevelopmentSettings().humiao_development:
+        return
+    found = development_secrets_in_use(secrets, token_hashes)
+    if found:
+        raise SystemExit(
+            f"humiao.{service}: refusing to start with development secrets: "
+            f"{', '.join(found)}. Set real ones (deploy/OPERATIONS.md, \"Secrets a deployment "
+            "must set\"), or HUMIAO_DEVELOPMENT=true on a developer's machine."
+        )

@@ -45,6 +45,7 @@ from kafka import KafkaProducer
 
 from desk_support import REGION_A, paid, person
 from humiao.adapters.codec import envelope_to_proto, proto_to_json
+from humiao.adapters.record_signing import signed_headers
 from humiao.api.alerts.v1 import alerts_pb2
 from humiao.api.events.v1 import events_pb2
 from humiao.api.ingest.v1 import ingest_pb2, ingest_pb2_grpc
@@ -361,8 +362,10 @@ async def test_hostile_records_on_the_events_topic_become_dead_letters(stack: St
         for kind, values in records.items():
             for value in values:
                 partition = rng.randrange(kafka.humiao_partitions)
-                sent.append((kind, producer.send(kafka.events_topic, key=b"rogue-" + kind.encode(),
-                                                 value=value, partition=partition)))
+                key = b"rogue-" + kind.encode()  # signed: the bytes themselves are hostile
+                sent.append((kind, producer.send(
+                    kafka.events_topic, key=key, value=value, partition=partition,
+                    headers=signed_headers(kafka.record_signing_secret, key, value or b""))))
         producer.flush()
         for kind, fut in sent:
             meta = fut.get(timeout=30)
@@ -409,3 +412,43 @@ async def test_hostile_records_on_the_events_topic_become_dead_letters(stack: St
         assert svc.health() == SERVING
     print(f"\nevents topic: {sum(got.values())} dead letters {dict(got)}, by reason "
           f"{dict(reasons)}; {len(good)} valid events behind them processed")
+
+
+async def test_a_valid_retraction_written_straight_to_the_topic_is_not_applied(
+        stack: Stack) -> None:
+    """Issue 14, item 6: only ingest writes the events topic. A well-formed retraction
+    of a real fact, from a source "nobody", produced around the gateway, is dead-lettered
+    as unsigned and the alert it aimed at stays as it was."""
+    kafka = stack.kafka
+    payment = valid_events(1)[0]
+    async with grpc.aio.insecure_channel(stack.ingest.target) as channel:
+        stub = ingest_pb2_grpc.IngestServiceStub(channel)
+        first = await stub.SubmitBatch(ingest_pb2.SubmitBatchRequest(
+            events=[envelope_to_proto(payment)]), metadata=bearer(TOKEN), timeout=30)
+        assert first.accepted == 1
+        target = own_form(payment).event_id
+        rogue = envelope_to_proto(ev.Envelope(
+            f"rogue-{uuid.uuid4().hex[:8]}", payment.recorded_at, "nobody",
+            ev.EventRetracted(target, "not a real correction")))
+        producer = KafkaProducer(bootstrap_servers=kafka.bootstrap, acks="all")
+        try:
+            meta = producer.send(kafka.events_topic, key=b"rogue", partition=0,
+                                 value=rogue.SerializeToString()).get(timeout=30)
+        finally:
+            producer.close()
+        behind = await stub.SubmitBatch(ingest_pb2.SubmitBatchRequest(
+            events=[envelope_to_proto(e) for e in valid_events(3)]), metadata=bearer(TOKEN),
+            timeout=30)
+        assert behind.accepted == 3
+    ends = await asyncio.to_thread(true_end_offsets, kafka.bootstrap, kafka.events_topic)
+    await wait_committed(stack.dsn, GROUP, ends, 30, alive=stack.verifier.assert_alive)
+    letters = await asyncio.to_thread(read_all, kafka.bootstrap, kafka.deadletter_topic)
+    mine = [dict(letter.headers) for letter in letters
+            if dict(letter.headers).get("origin-offset") == str(meta.offset).encode()
+            and dict(letter.headers).get("origin-partition") == b"0"]
+    assert [h["reason"] for h in mine] == [b"unsigned"]
+    facts = {r["event_id"] for r in await fetch(stack.dsn, "SELECT event_id FROM facts")}
+    assert rogue.event_id not in facts and target in facts
+    rows = await fetch(stack.dsn, "SELECT status, implied FROM alerts WHERE $1 = ANY("
+                       "evidence_event_ids)", target)
+    assert rows and all(r["implied"] and r["status"] == "OPEN" for r in rows)

@@ -73,6 +73,19 @@ def k8s_docs() -> list[dict[str, Any]]:
     return docs
 
 
+def example_secrets() -> dict[str, dict[str, Any]]:
+    """The Secrets a deployment creates out of band, from the example file kustomize
+    never applies (so a placeholder cannot overwrite a real secret)."""
+    text = (K8S / "secrets.example.yaml").read_text(encoding="utf-8")
+    return of_kind([d for d in yaml.safe_load_all(text) if d], "Secret")
+
+
+def test_kustomize_applies_no_secret(k8s_docs: list[dict[str, Any]]) -> None:
+    assert of_kind(k8s_docs, "Secret") == {}
+    assert {"humiao-database", "humiao-pseudonym-key", "humiao-record-signing-key",
+            "humiao-credentials"} <= set(example_secrets())
+
+
 def of_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
@@ -358,7 +371,6 @@ def test_kustomization_resources_exist_and_kubectl_renders_them() -> None:
             {
                 "Namespace",
                 "ConfigMap",
-                "Secret",
                 "Deployment",
                 "Service",
                 "Job",
@@ -389,7 +401,7 @@ def test_k8s_deployments_have_grpc_probes_resources_and_secrets(
     deployments = {
         n: d for n, d in of_kind(k8s_docs, "Deployment").items() if n != "humiao-notifier"
     }
-    secrets = of_kind(k8s_docs, "Secret")
+    secrets = example_secrets()
     configmaps = of_kind(k8s_docs, "ConfigMap")
     config = configmaps["humiao-config"]["data"]
     generated = {
@@ -431,7 +443,9 @@ def test_k8s_deployments_have_grpc_probes_resources_and_secrets(
             for e in env.values()
             if "secretKeyRef" in e.get("valueFrom", {})
         ]
-        assert {r["name"] for r in refs} == {"humiao-database", "humiao-pseudonym-key"}
+        signs = component in ("ingest", "verifier")  # they share the record signing key
+        assert {r["name"] for r in refs} == {"humiao-database", "humiao-pseudonym-key"} | (
+            {"humiao-record-signing-key"} if signs else set())
         assert "DATABASE_URL" in env and "HUMIAO_PSEUDONYM_KEY" in env
         for ref in refs:
             assert ref["key"] in secrets[ref["name"]]["stringData"], ref
@@ -463,10 +477,10 @@ def test_k8s_secrets_hold_parseable_credential_files(k8s_docs: list[dict[str, An
     from humiao.desk.auth import parse_credentials as parse_staff
     from humiao.ingest.credentials import parse_credentials as parse_sources
 
-    data = of_kind(k8s_docs, "Secret")["humiao-credentials"]["stringData"]
+    data = example_secrets()["humiao-credentials"]["stringData"]
     assert len(parse_sources(json.loads(data["source-credentials.json"]))) == 0
     assert parse_staff(data["staff-credentials.json"]) == {}
-    url = of_kind(k8s_docs, "Secret")["humiao-database"]["stringData"]["url"]
+    url = example_secrets()["humiao-database"]["stringData"]["url"]
     assert url.startswith("postgresql://")
 
 

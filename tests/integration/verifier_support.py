@@ -14,6 +14,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from humiao.adapters.codec import envelope_to_proto
 from humiao.adapters.kafka_bridge import new_producer
+from humiao.adapters.record_signing import signed_headers
 from humiao.adapters.topics import routing_key
 from humiao.config import KafkaSettings
 from humiao.domain import events as ev
@@ -32,8 +33,10 @@ def publish_envelopes(
     raw: Sequence[tuple[int, bytes]] = (),
 ) -> int:
     """Produce as ingest does: child facts keyed by the child's pseudonym (default
-    partitioner), person/region/reference facts copied to every partition. `raw` adds
-    (partition, bytes) records as they are. Returns the number of records produced."""
+    partitioner), person/region/reference facts copied to every partition, each signed
+    with the settings' signing key. `raw` adds (partition, bytes) records as they are,
+    signed too (what a broken ingest would send). Returns the number of records produced."""
+    signing = settings.record_signing_secret
     producer = new_producer(settings.bootstrap, "humiao-tests", linger_ms=5, acks="all",
                             max_request_size=8 * 1024 * 1024)
     n = 0
@@ -43,13 +46,16 @@ def publish_envelopes(
             value = envelope_to_proto(env).SerializeToString()
             if broadcast:
                 for p in range(settings.humiao_partitions):
-                    producer.send(settings.events_topic, key=key, value=value, partition=p)
+                    producer.send(settings.events_topic, key=key, value=value, partition=p,
+                                  headers=signed_headers(signing, key, value))
                     n += 1
             else:
-                producer.send(settings.events_topic, key=key, value=value)
+                producer.send(settings.events_topic, key=key, value=value,
+                              headers=signed_headers(signing, key, value))
                 n += 1
         for partition, blob in raw:
-            producer.send(settings.events_topic, key=b"garbage", value=blob, partition=partition)
+            producer.send(settings.events_topic, key=b"garbage", value=blob, partition=partition,
+                          headers=signed_headers(signing, b"garbage", blob))
             n += 1
         producer.flush()
     finally:

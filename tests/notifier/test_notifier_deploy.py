@@ -17,7 +17,9 @@ DEPLOY = ROOT / "deploy"
 
 
 def k8s_docs() -> dict[tuple[str, str], dict[str, Any]]:
-    docs = yaml.safe_load_all((DEPLOY / "k8s" / "notifier.yaml").read_text())
+    """notifier.yaml and the example Secrets (created out of band, never by kustomize)."""
+    docs = [*yaml.safe_load_all((DEPLOY / "k8s" / "notifier.yaml").read_text()),
+            *yaml.safe_load_all((DEPLOY / "k8s" / "secrets.example.yaml").read_text())]
     return {(d["kind"], d["metadata"]["name"]): d for d in docs if d}
 
 

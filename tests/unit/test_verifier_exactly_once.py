@@ -25,6 +25,7 @@ from factories import (
 from verifier_fake import Crash, FakeVerifierStore
 
 from humiao.adapters.codec import envelope_from_bytes, envelope_to_proto
+from humiao.config import KafkaSettings
 from humiao.domain import events as ev
 from humiao.domain.policy import PolicyBook
 from humiao.verifier.metrics import VerifierMetrics
@@ -34,6 +35,9 @@ from integration.verifier_support import SECRET, assert_alerts_match, expected_d
 
 GROUP, TOPIC = "humiao-verifier", "events"
 
+#: The local stack's development signing key (what ingest would sign with).
+SIGNING = KafkaSettings().record_signing_secret
+
 
 class Feeder:
     """One consumer's view: a processor and the offsets it believes are stored
@@ -41,8 +45,9 @@ class Feeder:
 
     def __init__(self, store: FakeVerifierStore, **cache: int) -> None:
         self.store = store
-        self.processor = Processor(group=GROUP, secret=SECRET, policies=PolicyBook.default(),
-                                   metrics=VerifierMetrics(), **cache)
+        self.processor = Processor(group=GROUP, secret=SECRET, signing_secret=SIGNING,
+                                   policies=PolicyBook.default(), metrics=VerifierMetrics(),
+                                   **cache)
         self.position = -1
 
     async def start(self) -> None:
@@ -51,7 +56,8 @@ class Feeder:
     async def feed(self, envelopes: Sequence[ev.Envelope], at: int | None = None) -> BatchResult:
         """Process `envelopes` as the records from offset `at` (default: where it is)."""
         first = max(0, self.position) if at is None else at
-        records = [InRecord(0, first + i, 0, None, envelope_to_proto(e).SerializeToString())
+        records = [InRecord.signed(SIGNING, 0, first + i, 0, None,
+                                   envelope_to_proto(e).SerializeToString())
                    for i, e in enumerate(envelopes)]
         batch = self.processor.prepare(TOPIC, records)
         assert not batch.dead, batch.dead

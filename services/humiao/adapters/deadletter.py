@@ -20,6 +20,7 @@ from kafka import KafkaProducer
 from kafka.errors import MessageSizeTooLargeError
 
 from humiao.adapters.kafka_bridge import new_producer
+from humiao.domain.identity import redact_ids_in_bytes
 from humiao.verifier.metrics import VerifierMetrics
 from humiao.verifier.processor import DeadLetter
 
@@ -45,7 +46,7 @@ def deadletter_headers(letter: DeadLetter, origin_topic: str) -> list[tuple[str,
     rec = letter.record
     return [
         ("reason", letter.reason.encode()),
-        ("detail", letter.detail.encode()[:_MAX_DETAIL]),
+        ("detail", redact_ids_in_bytes(letter.detail.encode()[:_MAX_DETAIL])),
         ("origin-topic", origin_topic.encode()),
         ("origin-partition", str(rec.partition).encode()),
         ("origin-offset", str(rec.offset).encode()),
@@ -76,11 +77,14 @@ class DeadLetterPublisher:
 
     def publish(self, letters: Sequence[DeadLetter], origin_topic: str) -> None:
         """Produce every letter of event records and wait until the broker has them all
-        (raises otherwise)."""
+        (raises otherwise). ID-shaped text in key, value and detail is overwritten byte
+        for byte: a dead letter never carries an ID number (docs/privacy.md)."""
         if not letters:
             return
         self.produce_all([
-            Letter(d.record.key, d.record.value or b"", deadletter_headers(d, origin_topic))
+            Letter(redact_ids_in_bytes(d.record.key) if d.record.key is not None else None,
+                   redact_ids_in_bytes(d.record.value or b""),
+                   deadletter_headers(d, origin_topic))
             for d in letters
         ])
         for letter in letters:

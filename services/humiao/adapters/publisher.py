@@ -31,6 +31,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 
 from humiao.adapters.codec import envelope_to_proto
 from humiao.adapters.kafka_bridge import BlockingCalls, new_producer
+from humiao.adapters.record_signing import signed_headers
 from humiao.adapters.topics import routing_key
 from humiao.config import KafkaSettings
 from humiao.domain.events import Envelope
@@ -41,8 +42,8 @@ log = logging.getLogger(__name__)
 PROBE_WAIT_SECONDS = 0.5
 #: Threads for the producer's blocking calls: concurrent publishes wait on acks in parallel.
 _WORKERS = 8
-#: (key, value, broadcast to every partition)
-_Record = tuple[bytes, bytes, bool]
+#: (key, value, broadcast to every partition, headers with ingest's signature)
+_Record = tuple[bytes, bytes, bool, list[tuple[str, bytes]]]
 
 
 class PublishError(Exception):
@@ -111,6 +112,7 @@ class EventPublisher:
         self._producer: KafkaProducer | None = producer
         self._settings = settings
         self._secret = secret
+        self._signing_secret = settings.record_signing_secret
         self._options = options
         self._topic = settings.events_topic
         #: Guards swapping the producer: one build at a time, never two live producers.
@@ -237,7 +239,8 @@ class EventPublisher:
 
     def _records(self, env: Envelope) -> _Record:
         key, broadcast = routing_key(env, self._secret)
-        return key, envelope_to_proto(env).SerializeToString(), broadcast
+        value = envelope_to_proto(env).SerializeToString()
+        return key, value, broadcast, signed_headers(self._signing_secret, key, value)
 
     def _send_all(self, producer: KafkaProducer, records: list[_Record], timestamp_ms: int,
                   deadline: float) -> tuple[frozenset[int], Exception | None]:
@@ -250,7 +253,7 @@ class EventPublisher:
             return frozenset(), exc
         futures: list[list[Any]] = []
         first_error: Exception | None = None
-        for key, value, broadcast in records:
+        for key, value, broadcast, headers in records:
             if time.monotonic() >= deadline:  # don't queue what cannot be acknowledged
                 first_error = first_error or KafkaTimeoutError("publish deadline passed")
                 break
@@ -258,10 +261,10 @@ class EventPublisher:
             try:
                 if broadcast:
                     for partition in partitions:
-                        sent.append(producer.send(topic, value=value, key=key,
+                        sent.append(producer.send(topic, value=value, key=key, headers=headers,
                                                   partition=partition, timestamp_ms=timestamp_ms))
                 else:
-                    sent.append(producer.send(topic, value=value, key=key,
+                    sent.append(producer.send(topic, value=value, key=key, headers=headers,
                                               timestamp_ms=timestamp_ms))
             except KafkaError as exc:
                 first_error = first_error or exc

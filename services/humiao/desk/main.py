@@ -14,7 +14,12 @@ import asyncpg
 
 from humiao.adapters.db import create_pool
 from humiao.api.desk.v1 import desk_pb2_grpc
-from humiao.config import DatabaseSettings, PrivacySettings, ServiceSettings
+from humiao.config import (
+    DatabaseSettings,
+    PrivacySettings,
+    ServiceSettings,
+    refuse_development_secrets,
+)
 from humiao.desk.api import SERVICE_NAME, AlertDeskServicer
 from humiao.desk.auth import StaffDirectory, parse_credentials
 from humiao.desk.metrics import refresh_loop
@@ -36,6 +41,10 @@ async def serve() -> None:
     db = DatabaseSettings()
     credentials = desk.humiao_staff_credentials
     static = parse_credentials(credentials.get_secret_value()) if credentials else {}
+    privacy = PrivacySettings()
+    refuse_development_secrets(
+        "desk", {"HUMIAO_PSEUDONYM_KEY": privacy.humiao_pseudonym_key.get_secret_value()},
+        static.keys())
     pool = await create_pool(
         await database_dsn(db), min_size=db.humiao_db_pool_min, max_size=db.humiao_db_pool_max
     )
@@ -44,7 +53,7 @@ async def serve() -> None:
         pool,
         StaffDirectory(static, pool),
         feed,
-        pseudonym_key=PrivacySettings().secret,
+        pseudonym_key=privacy.secret,
         heartbeat_seconds=desk.humiao_desk_heartbeat_seconds,
         whole_id_reads_per_hour=desk.humiao_desk_whole_id_reads_per_hour,
         watch_recheck_seconds=desk.humiao_desk_watch_recheck_seconds,

@@ -90,3 +90,21 @@ def mask_ids_inside(text: str) -> str:
     if _ID_INSIDE.search(folded) is None:
         return text
     return _ID_INSIDE.sub(lambda m: mask_id(m.group()), folded)
+
+
+def redact_ids_in_bytes(data: bytes) -> bytes:
+    """`data` (a record that could not be read, a key) with every ID-shaped run of
+    characters overwritten by '*', byte for byte, so the dead letter keeps its length and
+    layout (a protobuf stays parseable) but holds no ID number. Full-width digits count."""
+    text = data.decode("utf-8", "surrogateescape")
+    chars = list(text)
+    folded = "".join(
+        f if len(f := unicodedata.normalize("NFKC", c)) == 1 else c for c in chars
+    ) if not text.isascii() else text
+    spans = [m.span() for m in _ID_INSIDE.finditer(folded)]
+    if not spans:
+        return data
+    for start, end in spans:
+        for i in range(start, end):
+            chars[i] = "*" * len(chars[i].encode("utf-8", "surrogateescape"))
+    return "".join(chars).encode("utf-8", "surrogateescape")

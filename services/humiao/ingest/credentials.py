@@ -56,6 +56,9 @@ class CredentialStore:
     def __len__(self) -> int:
         return len(self._by_hash)
 
+    def token_hashes(self) -> list[str]:
+        return list(self._by_hash)
+
     def authenticate(self, token: str) -> SourceCredential | None:
         return self._by_hash.get(hash_token(token)) if token else None
 

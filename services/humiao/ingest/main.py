@@ -19,7 +19,13 @@ from humiao.adapters.db import create_pool
 from humiao.adapters.publisher import EventPublisher, PublisherOptions
 from humiao.adapters.topics import ensure_topics
 from humiao.api.ingest.v1 import ingest_pb2_grpc
-from humiao.config import DatabaseSettings, KafkaSettings, PrivacySettings, ServiceSettings
+from humiao.config import (
+    DatabaseSettings,
+    KafkaSettings,
+    PrivacySettings,
+    ServiceSettings,
+    refuse_development_secrets,
+)
 from humiao.ingest.api import SERVICE_NAME, Dependencies, IngestServicer
 from humiao.ingest.credentials import (
     ENV_VAR,
@@ -123,6 +129,10 @@ async def serve(
     setup_logging(service.humiao_log_level)
     credentials: CredentialStore = load_credentials(env.get(ENV_VAR))
     log.info("loaded %d source credentials", len(credentials))
+    refuse_development_secrets("ingest", {
+        "HUMIAO_PSEUDONYM_KEY": privacy.humiao_pseudonym_key.get_secret_value(),
+        "HUMIAO_RECORD_SIGNING_KEY": kafka.humiao_record_signing_key.get_secret_value(),
+    }, credentials.token_hashes())
     kafka.bootstrap  # noqa: B018 (fail fast with a clear message if unset)
     options = publisher_options(env)
     dsn = await asyncio.to_thread(database_dsn, db)

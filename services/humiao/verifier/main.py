@@ -21,7 +21,13 @@ from humiao.adapters.deadletter import DeadLetterPublisher
 from humiao.adapters.outbox import OutboxRelay
 from humiao.adapters.topics import ensure_topics
 from humiao.adapters.verifier_consumer import ConsumerLoop
-from humiao.config import DatabaseSettings, KafkaSettings, PrivacySettings, ServiceSettings
+from humiao.config import (
+    DatabaseSettings,
+    KafkaSettings,
+    PrivacySettings,
+    ServiceSettings,
+    refuse_development_secrets,
+)
 from humiao.domain.policy import PolicyBook
 from humiao.runtime import run_grpc_service, setup_logging
 from humiao.verifier.collector import BatchCollector
@@ -90,6 +96,7 @@ class Verifier:
         processor = Processor(
             group=s.humiao_verifier_group,
             secret=self.secret,
+            signing_secret=self.kafka.record_signing_secret,
             policies=self.policies,
             metrics=self.metrics,
             decoded_cache=s.humiao_verifier_decoded_cache,
@@ -178,11 +185,16 @@ async def serve() -> int:
     collector = tune_gc(settings.humiao_verifier_gc_full_seconds)
     if not kafka.kafka_bootstrap_servers:
         raise SystemExit("humiao.verifier: KAFKA_BOOTSTRAP_SERVERS is not set")
+    privacy = PrivacySettings()
+    refuse_development_secrets("verifier", {
+        "HUMIAO_PSEUDONYM_KEY": privacy.humiao_pseudonym_key.get_secret_value(),
+        "HUMIAO_RECORD_SIGNING_KEY": kafka.humiao_record_signing_key.get_secret_value(),
+    })
     ensure_topics(kafka)
     verifier = Verifier(
         kafka=kafka,
         dsn=db.required_dsn("verifier"),
-        secret=PrivacySettings().secret,
+        secret=privacy.secret,
         settings=settings,
         pool_min=db.humiao_db_pool_min,
         pool_max=db.humiao_db_pool_max,

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 from humiao.adapters.codec import envelope_from_bytes
+from humiao.adapters.record_signing import is_signed, signed_headers
 from humiao.domain import events as ev
 from humiao.domain.child_facts import (
     FactHead,
@@ -77,23 +78,31 @@ class RecordLike(Protocol):
     def key(self) -> bytes | None: ...
     @property
     def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes]] | None: ...  # ingest's signature
 
 
 class InRecord(NamedTuple):
     """A record built by hand (tests, tools): InRecord(partition, offset, timestamp_ms,
-    key, value)."""
+    key, value, headers); `signed` builds one as ingest would publish it."""
 
     partition: int
     offset: int
     timestamp: int
     key: bytes | None
     value: bytes | None
+    headers: Sequence[tuple[str, bytes]] = ()
+
+    @classmethod
+    def signed(cls, secret: bytes, partition: int, offset: int, timestamp: int,
+               key: bytes | None, value: bytes) -> InRecord:
+        return cls(partition, offset, timestamp, key, value, signed_headers(secret, key, value))
 
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     record: RecordLike
-    reason: str  # metric label: undecodable | invalid
+    reason: str  # metric label: unsigned | undecodable | invalid
     detail: str  # every violation, field path and reason
 
 
@@ -170,6 +179,7 @@ class Processor:
         *,
         group: str,
         secret: bytes,
+        signing_secret: bytes,
         policies: PolicyBook,
         metrics: VerifierMetrics,
         decoded_cache: int = 200_000,
@@ -178,6 +188,7 @@ class Processor:
     ) -> None:
         self.group = group
         self.secret = secret
+        self.signing_secret = signing_secret
         self.policies = policies
         self.metrics = metrics
         self._keys: dict[str, str] = {}
@@ -218,6 +229,10 @@ class Processor:
             next_offsets[rec.partition] = rec.offset + 1
             if rec.value is None:
                 dead.append(DeadLetter(rec, "undecodable", "(envelope): record has no value"))
+                continue
+            if not is_signed(self.signing_secret, rec.key, rec.value, rec.headers):
+                dead.append(DeadLetter(rec, "unsigned", "(record): no valid signature of "
+                                       "ingest's: only ingest writes the events topic"))
                 continue
             try:
                 env = envelope_from_bytes(rec.value)

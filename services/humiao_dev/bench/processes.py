@@ -91,6 +91,7 @@ def spawn(name: str, module: str, env: Mapping[str, str], workdir: Path) -> Serv
     full = {
         **os.environ,
         "HUMIAO_GRPC_HOST": "127.0.0.1",
+        "HUMIAO_DEVELOPMENT": "true",  # development secrets, as the local stack
         "HUMIAO_GRPC_PORT": "0",
         "HUMIAO_METRICS_PORT": "0",
         "PYTHONUNBUFFERED": "1",

@@ -168,21 +168,26 @@ def encode(envelopes: Iterable[ev.Envelope], secret: bytes
 
 def produce(bootstrap: str, topic: str, partitions: int,
             records: Iterable[tuple[bytes, bytes, bool]]) -> tuple[int, int]:
-    """Send every record (broadcast ones to every partition); (events, records) sent."""
+    """Send every record (broadcast ones to every partition), signed as ingest signs them
+    (the verifier takes no other); (events, records) sent."""
     from humiao.adapters.kafka_bridge import new_producer
+    from humiao.adapters.record_signing import signed_headers
+    from humiao.config import KafkaSettings
 
+    signing = KafkaSettings().record_signing_secret
     producer = new_producer(bootstrap, "humiao-bench", linger_ms=20, batch_size=512 * 1024,
                             acks=1)
     events = sent = 0
     try:
         for key, value, broadcast in records:
             events += 1
+            headers = signed_headers(signing, key, value)
             if broadcast:
                 for p in range(partitions):
-                    producer.send(topic, key=key, value=value, partition=p)
+                    producer.send(topic, key=key, value=value, partition=p, headers=headers)
                 sent += partitions
             else:
-                producer.send(topic, key=key, value=value)
+                producer.send(topic, key=key, value=value, headers=headers)
                 sent += 1
         producer.flush()
     finally:

@@ -416,6 +416,7 @@ def start_stack(
             "HUMIAO_METRICS_PORT": "0",
             "HUMIAO_SOURCE_CREDENTIALS": str(source_file),
             "HUMIAO_STAFF_CREDENTIALS": str(staff_file),
+            "HUMIAO_DEVELOPMENT": "true",  # the local stack runs on development secrets
             "PYTHONUNBUFFERED": "1",
             **(extra_env or {}),
         }
