@@ -105,7 +105,10 @@ def test_code_lists_and_descriptive_fallback() -> None:
     reason = next(c for c in load_mapping("exits").columns if c.field == "reason")
     assert reason.convert is not None
     assert reason.convert("户籍迁出") == "MOVED_OUT_OF_REGION"
-    assert reason.convert("本地自定义代码17") == "OTHER_REASON"  # only describes: kept
+    kept = reason.convert("本地自定义代码17")
+    assert kept == "OTHER_REASON"  # only describes: kept, with the sender's words
+    assert getattr(kept, "original", None) == "本地自定义代码17"
+    assert reason.keep_text == "reasonText"
     situation = next(c for c in load_mapping("custody").columns if c.field == "situation")
     assert situation.convert is not None
     assert situation.convert("被遣送（驱逐）出境") == "DEPORTED"

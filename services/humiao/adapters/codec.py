@@ -119,6 +119,9 @@ def proto_from_json(line: str | bytes) -> events_pb2.Envelope:
         raise ValidationFailed.single("", f"not valid JSON ({reason})") from None
     if not isinstance(obj, dict):
         raise ValidationFailed.single("", "must be a JSON object holding one envelope")
+    ended = obj.get("enrollmentEnded")
+    if isinstance(ended, dict):
+        _keep_senders_reason(ended)
     fast = _fast_parse(obj)
     if fast is not None:
         return fast
@@ -129,6 +132,21 @@ def proto_from_json(line: str | bytes) -> events_pb2.Envelope:
         violations = _diagnose(obj, events_pb2.Envelope.DESCRIPTOR, "")
         raise ValidationFailed(violations or [FieldViolation("", _clean(str(exc)))]) from None
     return msg
+
+
+_END_REASON_NAMES = frozenset(
+    v.name for v in events_pb2.EnrollmentEndReason.DESCRIPTOR.values
+)
+
+
+def _keep_senders_reason(body: dict[str, Any]) -> None:
+    """An enrollmentEnded's reason only describes: a name of the sender's own becomes
+    OTHER_REASON with the name kept as reasonText (DESIGN.md: describing codes are kept)."""
+    reason = body.get("reason")
+    if isinstance(reason, str) and reason and reason not in _END_REASON_NAMES:
+        body["reason"] = "OTHER_REASON"
+        if not body.get("reasonText"):
+            body["reasonText"] = reason
 
 
 # --- fast path for canonical lines ---------------------------------------------------------

@@ -40,6 +40,8 @@ class EnrollmentEnded:
     program: Program
     effective_date: dt.date
     reason: EnrollmentEndReason
+    #: The sender's own words or code for the reason, kept when it is not one of ours.
+    reason_text: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,11 @@ import unicodedata
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK_CHARS = "10X98765432"
+#: ASCII digits only (re.ASCII): a full-width or other script's digit would make a second
+#: spelling of the same person, that the checks would take for somebody else.
 _CITIZEN_ID = re.compile(
-    r"^[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dX]$"
+    r"^[1-9]\d{5}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}[\dX]$",
+    re.ASCII,
 )
 
 
@@ -28,6 +31,8 @@ def citizen_id_problem(value: str) -> str | None:
     """Why `value` is not a valid citizen ID number, or None when it is."""
     if len(value) != 18:
         return "must be 18 characters"
+    if not value.isascii():
+        return "must be written in ASCII digits (0-9) and X, not full-width or other digits"
     if not _CITIZEN_ID.match(value):
         return "must be 17 digits (region, birth date, sequence) and a check character 0-9 or X"
     if citizen_id_check_char(value[:17]) != value[17]:

@@ -34,7 +34,7 @@ from humiao.domain.events import (
     PersonStatusChanged,
     SchoolingExtension,
 )
-from humiao.domain.identity import citizen_id_problem
+from humiao.domain.identity import citizen_id_problem, holds_id_shape
 from humiao.domain.values import EnrollmentEndReason, Period, Program, Situation, StatusChange
 
 #: Largest amount accepted, in fen (100,000 yuan): far above any monthly allowance,
@@ -51,6 +51,8 @@ MAX_EVENT_ID_LENGTH = 128
 MAX_SOURCE_LENGTH = 128
 MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 2000
+MAX_REASON_TEXT_LENGTH = 200
+_HOLDS_ID = "must not hold an ID number (free identifiers and reasons are shown unmasked)"
 MAX_PARENTS = 2
 
 _USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # GB 32100: no I, O, S, V, Z
@@ -155,16 +157,23 @@ class _Checker:
     def bad(self, path: str, description: str) -> None:
         self.violations.append(FieldViolation(path, description))
 
-    def text(self, path: str, value: Any, max_length: int = MAX_ID_LENGTH) -> str:
+    def text(
+        self, path: str, value: Any, max_length: int = MAX_ID_LENGTH, *, required: bool = True
+    ) -> str:
+        """A free identifier or reason: printable, bounded, and holding no ID number (it
+        is shown as given in masked lists and on the alerts topic, where no mask reaches)."""
         if not isinstance(value, str):
             self.bad(path, "must be a string")
             return ""
         if not value:
-            self.bad(path, "is required")
+            if required:
+                self.bad(path, "is required")
         elif len(value) > max_length:
             self.bad(path, f"must be at most {max_length} characters")
         elif not value.isprintable():
             self.bad(path, "must contain only printable characters")
+        elif holds_id_shape(value):
+            self.bad(path, _HOLDS_ID)
         return value
 
     def citizen_id(self, path: str, value: Any) -> str:
@@ -322,12 +331,24 @@ def _child_enrolled(c: _Checker, b: Any) -> Body:
 
 
 def _enrollment_ended(c: _Checker, b: Any) -> Body:
+    """The reason only describes the end: a code of the sender's own is kept as
+    OTHER_REASON with the code as its text, never a reason to lose the end."""
+    raw_reason = getattr(b, "reason", None)
+    text = c.text("enrollmentEnded.reasonText", getattr(b, "reason_text", ""),
+                  MAX_REASON_TEXT_LENGTH, required=False)
+    unknown = (type(raw_reason) is int and raw_reason != 0
+               and raw_reason not in _END_REASON_OF)
+    if unknown:
+        reason, text = EnrollmentEndReason.OTHER_REASON, text or f"code {raw_reason}"
+    else:
+        reason = c.enum("enrollmentEnded.reason", raw_reason, EnrollmentEndReason)
     return EnrollmentEnded(
         child_id=c.citizen_id("enrollmentEnded.childId", getattr(b, "child_id", None)),
         program=c.enum("enrollmentEnded.program", getattr(b, "program", None), Program),
         effective_date=c.date("enrollmentEnded.effectiveDate",
                               getattr(b, "effective_date", None)),
-        reason=c.enum("enrollmentEnded.reason", getattr(b, "reason", None), EnrollmentEndReason),
+        reason=reason,
+        reason_text=text,
     )
 
 
@@ -565,7 +586,13 @@ def _ok_region(value: Any) -> bool:
 
 
 def _ok_text(value: Any, max_length: int) -> bool:
-    return type(value) is str and 0 < len(value) <= max_length and value.isprintable()
+    return (type(value) is str and 0 < len(value) <= max_length and value.isprintable()
+            and not _may_hold_id(value))
+
+
+def _may_hold_id(value: str) -> bool:
+    """holds_id_shape, skipped for strings too short to hold an ID number (nearly all)."""
+    return len(value) >= 18 and holds_id_shape(value)
 
 
 def _day(value: Any, latest: dt.date) -> dt.date | None:
@@ -591,6 +618,7 @@ def _fast_disbursement(b: Any, on: dt.date, latest: dt.date, last_month: int) ->
     amount, paid, payee, region = b.amount_fen, b.paid_on, b.payee_id, b.region
     if not (
         type(did) is str and 0 < len(did) <= MAX_ID_LENGTH and did.isprintable()
+        and not _may_hold_id(did)
         and type(cid) is str and _citizen_problem(cid) is None
         and type(program) is int and type(amount) is int and 0 <= amount <= MAX_AMOUNT_FEN
         and type(payee) is str and _party_ok(payee)
@@ -663,7 +691,8 @@ def _fast_enrollment_ended(b: Any, on: dt.date, latest: dt.date, last_month: int
     program = _member(_PROGRAM_OF, b.program)
     day = _day(b.effective_date, latest)
     reason = _member(_END_REASON_OF, b.reason)
-    if program is None or day is None or reason is None or not _ok_citizen(cid):
+    text: object = getattr(b, "reason_text", "")
+    if program is None or day is None or reason is None or not _ok_citizen(cid) or text != "":
         return None
     return EnrollmentEnded(cid, program, day, reason)
 
@@ -747,6 +776,8 @@ def _validate_fast(
         or not EARLIEST_RECORDED_AT <= recorded_at < LATEST_RECORDED_AT
         or not event_id.isprintable()
         or not source.isprintable()
+        or _may_hold_id(event_id)
+        or _may_hold_id(source)
     ):
         return None
     build = _FAST_BUILDERS.get(kind)

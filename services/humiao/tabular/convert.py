@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from humiao.domain.identity import looks_like_citizen_id
+from humiao.domain.validation import MAX_REASON_TEXT_LENGTH
 
 #: Longest cell a mapped column may hold (the contract's longest free text is 2000).
 MAX_CELL_CHARS = 2000
@@ -192,9 +193,22 @@ def to_text(value: Any) -> str:
     return text
 
 
+class SendersCode(str):
+    """The fallback code given for a value of the sender's own; `original` keeps what
+    the sender wrote (a mapping's `keep_text` field carries it into the envelope)."""
+
+    original: str
+
+    def __new__(cls, code: str, original: str) -> SendersCode:
+        made = super().__new__(cls, code)
+        made.original = original
+        return made
+
+
 def code_converter(codes: Mapping[str, str], fallback: str | None) -> Callable[[Any], str]:
     """A code list (Chinese or the contract's name -> contract name). Unknown values are
-    refused, unless the field only describes and the mapping names a `fallback`."""
+    refused, unless the field only describes and the mapping names a `fallback`: then
+    the fallback comes back as a SendersCode holding the sender's text."""
     lookup = {header_text(k).upper(): v for k, v in codes.items()}
     lookup.update({v.upper(): v for v in codes.values()})
 
@@ -207,7 +221,7 @@ def code_converter(codes: Mapping[str, str], fallback: str | None) -> Callable[[
         if found is not None:
             return found
         if fallback is not None:
-            return fallback
+            return SendersCode(fallback, to_text(value)[:MAX_REASON_TEXT_LENGTH])
         raise CellError("不在代码表中（可用：" + "、".join(sorted(codes)[:12]) + "）")
 
     return convert

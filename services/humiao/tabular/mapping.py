@@ -34,7 +34,8 @@ DEFAULT_SKIP_PREFIXES = ("合计", "总计", "小计", "制表", "填表", "审�
 _TYPES = {*SIMPLE_CONVERTERS, "code", "ignore"}
 _TOP_KEYS = {"name", "title", "kind", "key", "recorded_at", "constants", "columns", "codes",
              "skip_rows_starting_with", "description", "source"}
-_COLUMN_KEYS = {"header", "aliases", "field", "type", "codes", "fallback", "required"}
+_COLUMN_KEYS = {"header", "aliases", "field", "type", "codes", "fallback", "keep_text",
+                "required"}
 MAX_MAPPING_BYTES = 256 * 1024
 
 
@@ -53,6 +54,8 @@ class Column:
     aliases: tuple[str, ...] = ()
     required: bool = True
     codes: str | None = None  # the code list's name, for type "code"
+    #: Contract field that keeps the sender's text when the fallback code was used.
+    keep_text: str | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -183,4 +186,4 @@ def _column(raw: Any, codes: dict[str, dict[str, str]], where: str) -> Column:
         convert = SIMPLE_CONVERTERS[kind]
     return Column(header, None if kind == "ignore" else target, kind, convert,
                   tuple(raw.get("aliases", ())), bool(raw.get("required", True)),
-                  raw.get("codes"))
+                  raw.get("codes"), raw.get("keep_text"))

@@ -28,7 +28,14 @@ from zoneinfo import ZoneInfo
 from humiao.adapters.codec import envelope_from_proto
 from humiao.api.events.v1 import events_pb2
 from humiao.domain.validation import ValidationFailed
-from humiao.tabular.convert import MAX_CELL_CHARS, CellError, compact, normalise, to_date
+from humiao.tabular.convert import (
+    MAX_CELL_CHARS,
+    CellError,
+    SendersCode,
+    compact,
+    normalise,
+    to_date,
+)
 from humiao.tabular.mapping import Column, TableMapping
 from humiao.tabular.readers import Header
 
@@ -68,7 +75,9 @@ def check_fields(mapping: TableMapping) -> None:
     from humiao.tabular.mapping import MappingError
 
     body = getattr(events_pb2.Envelope(), _BODY_FIELD[mapping.kind])
-    for path in [c.field for c in mapping.columns if c.field] + list(mapping.constants):
+    paths = [c.field for c in mapping.columns if c.field]
+    paths += [c.keep_text for c in mapping.columns if c.keep_text]
+    for path in paths + list(mapping.constants):
         m = _PATH.match(path)
         fields = body.DESCRIPTOR.fields_by_camelcase_name
         if m is None or m[1] not in fields or (
@@ -125,6 +134,8 @@ class RowBuilder:
         self._body_field = _BODY_FIELD[mapping.kind]
         self._key_columns = [i for c, i in header.columns if c.header in mapping.key]
         self._plans = [(c, i, _plan(self._body_field, c.field or "")) for c, i in header.columns]
+        self._keep_plans = {c.keep_text: _plan(self._body_field, c.keep_text)
+                            for c, _ in header.columns if c.keep_text}
         self._constants = [(path, value, _plan(self._body_field, path))
                            for path, value in mapping.constants.items()]
 
@@ -142,6 +153,9 @@ class RowBuilder:
                 continue
             if value is not None:
                 values.append((column.field or "", value, plan))
+            if isinstance(value, SendersCode) and column.keep_text:
+                values.append((column.keep_text, value.original,
+                               self._keep_plans[column.keep_text]))
         if row.errors:
             return row
         recorded = self._recorded_at(row, cells)
