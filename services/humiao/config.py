@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +61,49 @@ class KafkaSettings(BaseSettings):
         return f"{self.humiao_topic_prefix}deadletter"
 
 
+class KafkaSecuritySettings(BaseSettings):
+    """How every Kafka client of the product authenticates and encrypts (SASL/TLS on a
+    real cluster; the embedded broker speaks PLAINTEXT on 127.0.0.1)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    #: CA that signed the brokers' certificates (unset: the system's roots).
+    kafka_ssl_cafile: Path | None = None
+    #: Client certificate and key, for clusters that authenticate clients by TLS.
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+
+    def client_config(self) -> dict[str, Any]:
+        """Keyword arguments for KafkaProducer, KafkaConsumer and KafkaAdminClient."""
+        protocol = self.kafka_security_protocol
+        config: dict[str, Any] = {"security_protocol": protocol}
+        if protocol.startswith("SASL"):
+            if not self.kafka_sasl_username or self.kafka_sasl_password is None:
+                raise ValueError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs "
+                                 "KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+            config.update(sasl_mechanism=self.kafka_sasl_mechanism,
+                          sasl_plain_username=self.kafka_sasl_username,
+                          sasl_plain_password=self.kafka_sasl_password.get_secret_value())
+        if protocol.endswith("SSL"):
+            config.update(ssl_check_hostname=True)
+            for option, path in (("ssl_cafile", self.kafka_ssl_cafile),
+                                 ("ssl_certfile", self.kafka_ssl_certfile),
+                                 ("ssl_keyfile", self.kafka_ssl_keyfile)):
+                if path is not None:
+                    config[option] = str(path)
+        return config
+
+
+def kafka_security() -> dict[str, Any]:
+    """The Kafka client security options from the environment (KafkaSecuritySettings)."""
+    return KafkaSecuritySettings().client_config()
+
+
 class DatabaseSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore")
 
@@ -101,6 +146,20 @@ class ServiceSettings(BaseSettings):
     #: Seconds in-flight calls get to finish on SIGTERM.
     humiao_shutdown_grace_seconds: float = Field(default=10.0, ge=0)
     humiao_log_level: str = "INFO"
+    #: Largest request message a service reads; larger ones are refused by the gRPC core.
+    humiao_grpc_max_receive_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024,
+                                               le=64 * 1024 * 1024)
+    #: Calls (watch streams included) served at once; more are refused RESOURCE_EXHAUSTED.
+    humiao_grpc_max_concurrent_calls: int = Field(default=100, ge=1, le=10_000)
+    #: Server TLS: certificate chain and key (PEM); with a client CA, mutual TLS.
+    humiao_tls_cert_file: Path | None = None
+    humiao_tls_key_file: Path | None = None
+    humiao_tls_client_ca_file: Path | None = None
+    #: A plaintext port that serves gRPC health only (for probes that cannot speak TLS).
+    humiao_grpc_health_port: int | None = Field(default=None, ge=0, le=65535)
+    #: Plaintext on an address other machines reach: only behind something that encrypts
+    #: (a service mesh's mTLS, a single-host Compose network).
+    humiao_grpc_allow_plaintext: bool = False
 
     @property
     def metrics_host(self) -> str:

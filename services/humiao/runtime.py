@@ -29,6 +29,13 @@ from grpc_reflection.v1alpha import reflection
 
 from humiao import __version__
 from humiao.config import ServiceSettings
+from humiao.edge import (
+    EdgeConfigError,
+    EdgeInterceptor,
+    TokenCheck,
+    is_loopback,
+    server_credentials,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,17 +118,24 @@ async def run_grpc_service(
     registrations: Sequence[Registration],
     probe: ReadinessProbe,
     *,
+    known_token: TokenCheck | None = None,
+    refusal: str = "a valid token is required (metadata 'authorization: Bearer <token>')",
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     background: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = (),
     on_stop: Callable[[], Awaitable[None]] | None = None,
     stop: asyncio.Event | None = None,
 ) -> None:
-    """Serve until SIGTERM/SIGINT (or `stop`), then drain calls and stop cleanly."""
+    """Serve until SIGTERM/SIGINT (or `stop`), then drain calls and stop cleanly.
+
+    Every call passes the edge first (humiao.edge): `known_token`, when given, turns away
+    callers without a known token before their message is parsed."""
     stop = stop or asyncio.Event()
     install_stop_signals(stop)
+    credentials = listener_credentials(settings)
     server = grpc.aio.server(
-        interceptors=list(interceptors),
-        options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
+        interceptors=[EdgeInterceptor(known_token, refusal), *interceptors],
+        options=[("grpc.max_receive_message_length", settings.humiao_grpc_max_receive_bytes)],
+        maximum_concurrent_rpcs=settings.humiao_grpc_max_concurrent_calls,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -131,7 +145,10 @@ async def run_grpc_service(
     reflection.enable_server_reflection(
         [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
-    port = server.add_insecure_port(f"{settings.humiao_grpc_host}:{settings.humiao_grpc_port}")
+    address = f"{settings.humiao_grpc_host}:{settings.humiao_grpc_port}"
+    port = (server.add_insecure_port(address) if credentials is None
+            else server.add_secure_port(address, credentials))
+    health_only = await _health_only_server(settings, health_servicer)
     metrics_server, _ = prometheus_client.start_http_server(
         settings.humiao_metrics_port, addr=settings.metrics_host
     )
@@ -144,6 +161,8 @@ async def run_grpc_service(
     log.info("service=%s grpc_port=%d metrics_port=%d started", name, port, metrics_port)
     write_ready_file(
         {"service": name, "grpc": f"{settings.humiao_grpc_host}:{port}",
+         "tls": credentials is not None,
+         "health": (f"{settings.humiao_grpc_host}:{health_only[1]}" if health_only else None),
          "metrics": f"http://{settings.metrics_host}:{metrics_port}/metrics", "pid": os.getpid()}
     )
     tasks = [asyncio.create_task(watch_readiness(probe, health_servicer, names, stop))]
@@ -153,6 +172,8 @@ async def run_grpc_service(
         log.info("service=%s stopping", name)
         await health_servicer.enter_graceful_shutdown()
         await server.stop(settings.humiao_shutdown_grace_seconds)
+        if health_only is not None:
+            await health_only[0].stop(0)
         for task in tasks:
             task.cancel() if task is tasks[0] else None
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -161,6 +182,42 @@ async def run_grpc_service(
     finally:
         metrics_server.shutdown()
         log.info("service=%s stopped", name)
+
+
+def listener_credentials(settings: ServiceSettings) -> grpc.ServerCredentials | None:
+    """TLS credentials for the listener, or None for plaintext, which is refused on an
+    address other machines reach unless HUMIAO_GRPC_ALLOW_PLAINTEXT says something else
+    encrypts (bearer tokens must not cross a network in clear)."""
+    try:
+        credentials = server_credentials(settings.humiao_tls_cert_file,
+                                         settings.humiao_tls_key_file,
+                                         settings.humiao_tls_client_ca_file)
+    except EdgeConfigError as exc:
+        raise SystemExit(f"refusing to start: {exc}") from None
+    host = settings.humiao_grpc_host
+    if credentials is None and not is_loopback(host) and not settings.humiao_grpc_allow_plaintext:
+        raise SystemExit(
+            f"refusing to start: HUMIAO_GRPC_HOST={host} without TLS would carry tokens in "
+            "clear; set HUMIAO_TLS_CERT_FILE and HUMIAO_TLS_KEY_FILE, or "
+            "HUMIAO_GRPC_ALLOW_PLAINTEXT=true where a mesh or a single-host network encrypts"
+        )
+    return credentials
+
+
+async def _health_only_server(
+    settings: ServiceSettings, health_servicer: health.aio.HealthServicer
+) -> tuple[grpc.aio.Server, int] | None:
+    """The plaintext health port for probes that cannot speak TLS (kubelet's gRPC probe);
+    it serves nothing else, so no token or data ever crosses it."""
+    if settings.humiao_grpc_health_port is None:
+        return None
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 4096)],
+                             maximum_concurrent_rpcs=16)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port(
+        f"{settings.humiao_grpc_host}:{settings.humiao_grpc_health_port}")
+    await server.start()
+    return server, port
 
 
 async def start_when_reachable(

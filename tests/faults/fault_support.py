@@ -171,8 +171,10 @@ class ServiceProcess:
         return str(self.info["grpc"])
 
     def health(self, service: str = "", timeout: float = 2.0) -> int | None:
-        """The gRPC health status, None when the process does not answer."""
-        with grpc.insecure_channel(self.target) as channel:
+        """The gRPC health status, None when the process does not answer (asked on the
+        plaintext health port when the service has one: its main port may speak TLS)."""
+        target = (self.info or {}).get("health") or self.target
+        with grpc.insecure_channel(target) as channel:
             try:
                 answer = health_pb2_grpc.HealthStub(channel).Check(
                     health_pb2.HealthCheckRequest(service=service), timeout=timeout)

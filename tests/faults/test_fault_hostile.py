@@ -25,6 +25,7 @@ from typing import Any
 import grpc
 import pytest
 from fault_support import (
+    CITIZEN_ID_PATTERN,
     SERVING,
     ServiceProcess,
     bearer,
@@ -273,7 +274,11 @@ async def test_file_import_rejects_every_hostile_line(stack: Stack, tmp_path: Pa
         "truncated_json": [proto_to_json(envelope_to_proto(e))[:40] for e in good[:2]],
         "wrong_type": [json.dumps([1, 2, 3]), json.dumps("envelope"),
                        json.dumps({"alertId": "A1", "version": 2, "status": "OPEN"})],
-        "huge": [line(lambda o: o.__setitem__("source", "x" * HUGE))],
+        "huge": [line(lambda o: o.__setitem__("source", "x" * HUGE)),
+                 line(lambda o: o.__setitem__("source", "y" * 40 * 1024 * 1024))],
+        "long_source": [line(lambda o: o.__setitem__("source", "z" * 200))],
+        "id_in_event_id": [line(lambda o: o.__setitem__(
+            "eventId", "pay-" + o["disbursement"]["childId"]))],
         "invalid_id": [line(set_body("childId", "110105200601010011")),
                        line(set_body("payeeId", "abc"))],
         "year_9999": [line(set_body("paidOn", "9999-12-31")),
@@ -291,7 +296,9 @@ async def test_file_import_rejects_every_hostile_line(stack: Stack, tmp_path: Pa
         "random_bytes": "not valid JSON",
         "truncated_json": "not valid JSON",
         "wrong_type": "",
-        "huge": "source: must be at most",
+        "huge": "line: longer than",
+        "long_source": "source: must be at most",
+        "id_in_event_id": "eventId: must not hold an ID number",
         "invalid_id": "citizen ID number",
         "year_9999": "",
         "negative_amount": "amountFen: must not be negative",
@@ -327,6 +334,7 @@ async def test_file_import_rejects_every_hostile_line(stack: Stack, tmp_path: Pa
         if kind == "year_9999":
             assert any("recordedAt" in r or "paidOn" in r for r in reasons), reasons
         assert len(json.dumps(found[number])) < 10_000, "a reason echoes the huge input"
+        assert not CITIZEN_ID_PATTERN.search(json.dumps(found[number])), found[number]
         got[kind] += 1
     assert got == {k: len(v) for k, v in lines.items()}
     for svc in (stack.ingest, stack.verifier):

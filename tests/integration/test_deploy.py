@@ -425,8 +425,15 @@ def test_k8s_deployments_have_grpc_probes_resources_and_secrets(
         env = {e["name"]: e for e in container["env"]}
         assert int(env["HUMIAO_GRPC_PORT"]["value"]) == ports["grpc"]
         assert int(env["HUMIAO_METRICS_PORT"]["value"]) == ports["metrics"]
+        # probes on the plaintext health-only port; the gRPC port speaks TLS
+        assert int(config["HUMIAO_GRPC_HEALTH_PORT"]) == ports["health"]
         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-            assert container[probe]["grpc"]["port"] == ports["grpc"], f"{name} {probe}"
+            assert container[probe]["grpc"]["port"] == ports["health"], f"{name} {probe}"
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        assert config["HUMIAO_TLS_CERT_FILE"].startswith(mounts["tls"] + "/")
+        assert config["HUMIAO_TLS_KEY_FILE"].startswith(mounts["tls"] + "/")
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        assert volumes["tls"]["secret"]["secretName"] == "humiao-tls"
         assert (
             container["livenessProbe"]["periodSeconds"]
             * container["livenessProbe"]["failureThreshold"]
@@ -455,6 +462,9 @@ def test_k8s_deployments_have_grpc_probes_resources_and_secrets(
             assert volume["name"] in mounts
             if "secret" in volume:
                 data = secrets[volume["secret"]["secretName"]]["stringData"]
+                if volume["name"] == "tls":  # the whole kubernetes.io/tls Secret
+                    assert {"tls.crt", "tls.key"} <= set(data)
+                    continue
                 for item in volume["secret"]["items"]:
                     assert item["key"] in data
                     path = f"{mounts[volume['name']]}/{item['path']}"
@@ -493,7 +503,9 @@ def test_k8s_services_select_pods_and_name_their_ports(k8s_docs: list[dict[str, 
         port_names = {
             p["name"] for c in dep["spec"]["template"]["spec"]["containers"] for p in c["ports"]
         }
-        assert {p["targetPort"] for p in svc["spec"]["ports"]} == port_names == {"grpc", "metrics"}
+        assert port_names == {"grpc", "health", "metrics"}
+        # the Service offers gRPC and metrics; the health port is for the kubelet alone
+        assert {p["targetPort"] for p in svc["spec"]["ports"]} == {"grpc", "metrics"}
         assert svc["metadata"]["labels"]["app.kubernetes.io/name"] == "humiao"
     assert of_kind(k8s_docs, "Service")["humiao-verifier"]["spec"]["clusterIP"] == "None"
     for name, pdb in of_kind(k8s_docs, "PodDisruptionBudget").items():

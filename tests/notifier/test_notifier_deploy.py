@@ -52,13 +52,13 @@ def test_k8s_deployment_is_one_replica_with_probes_and_a_routes_secret() -> None
     assert container["args"] == ["humiao.notifier"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert container[probe]["grpc"]["port"] == ports["grpc"]
+        assert container[probe]["grpc"]["port"] == ports["health"]  # plaintext health only
     assert container["livenessProbe"]["grpc"]["service"] == "liveness"
     assert int(pod["metadata"]["annotations"]["prometheus.io/port"]) == ports["metrics"]
     env = {e["name"]: e for e in container["env"]}
     assert int(env["HUMIAO_METRICS_PORT"]["value"]) == ports["metrics"]
     mount = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["routes"]
-    (volume,) = pod["spec"]["volumes"]
+    volume = next(v for v in pod["spec"]["volumes"] if v["name"] == "routes")
     (item,) = volume["secret"]["items"]
     assert env["HUMIAO_NOTIFY_ROUTES"]["value"] == f"{mount}/{item['path']}"
     secret = docs[("Secret", volume["secret"]["secretName"])]
@@ -67,4 +67,4 @@ def test_k8s_deployment_is_one_replica_with_probes_and_a_routes_secret() -> None
     kustomization = yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())
     assert "notifier.yaml" in kustomization["resources"]
     service = docs[("Service", "humiao-notifier")]
-    assert {p["targetPort"] for p in service["spec"]["ports"]} == set(ports)
+    assert {p["targetPort"] for p in service["spec"]["ports"]} == set(ports) - {"health"}

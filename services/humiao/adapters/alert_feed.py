@@ -26,6 +26,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 
 from humiao.adapters.kafka_bridge import new_producer
 from humiao.adapters.topics import log_end_offsets
+from humiao.config import kafka_security
 
 T = TypeVar("T")
 #: An alert version is a few KB; a dead letter keeps at most this much of a record.
@@ -81,6 +82,7 @@ class AlertFeed:
             enable_auto_commit=False, auto_offset_reset="earliest",
             max_poll_records=max_records, session_timeout_ms=session_timeout_ms,
             heartbeat_interval_ms=max(100, session_timeout_ms // 4), fetch_max_wait_ms=200,
+            **kafka_security(),
         )
         self._positions = positions
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="humiao-feed")

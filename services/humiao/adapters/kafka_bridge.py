@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 from kafka import KafkaProducer
 from kafka.net.compat import KafkaNetClient
 
+from humiao.config import kafka_security
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -83,7 +85,8 @@ def new_producer(bootstrap: str, client_id: str, **config: Any) -> KafkaProducer
 
     try:
         return KafkaProducer(
-            bootstrap_servers=bootstrap, client_id=client_id, kafka_client=client, **config
+            bootstrap_servers=bootstrap, client_id=client_id, kafka_client=client,
+            **kafka_security(), **config
         )
     except BaseException:
         for made in clients:

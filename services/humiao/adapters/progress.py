@@ -13,7 +13,7 @@ from kafka import KafkaConsumer, TopicPartition
 from humiao.adapters.kafka_bridge import call_once
 from humiao.adapters.offsets import stored_offsets
 from humiao.adapters.topics import log_end_offsets
-from humiao.config import KafkaSettings
+from humiao.config import KafkaSettings, kafka_security
 
 DEFAULT_GROUP = "humiao-verifier"
 
@@ -35,7 +35,8 @@ def topic_bounds(
     """(beginning, end) offsets of every partition of the events topic. Blocking.
     The end is the true log end (see humiao.adapters.topics.log_end_offsets)."""
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap, client_id="humiao-progress", enable_auto_commit=False
+        bootstrap_servers=settings.bootstrap, client_id="humiao-progress",
+        enable_auto_commit=False, **kafka_security()
     )
     try:
         parts = consumer.partitions_for_topic(settings.events_topic) or set()

@@ -18,7 +18,7 @@ from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 from kafka.partitioner.default import murmur2
 
-from humiao.config import KafkaSettings
+from humiao.config import KafkaSettings, kafka_security
 from humiao.domain.events import CHILD_KINDS, Envelope
 from humiao.domain.identity import pseudonym
 
@@ -46,7 +46,8 @@ def routing_key(envelope: Envelope, secret: bytes) -> tuple[bytes, bool]:
 
 def ensure_topics(settings: KafkaSettings) -> None:
     """Create the events, alerts and dead-letter topics if missing (idempotent)."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="humiao-admin")
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="humiao-admin",
+                             **kafka_security())
     try:
         existing = set(admin.list_topics())
         wanted = [
@@ -75,6 +76,7 @@ def log_end_offsets(bootstrap: str, topic: str, timeout: float = 30.0) -> dict[i
         enable_auto_commit=False,
         fetch_max_wait_ms=10,
         max_partition_fetch_bytes=1024,
+        **kafka_security(),
     )
     try:
         parts = consumer.partitions_for_topic(topic) or set()

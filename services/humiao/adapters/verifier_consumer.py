@@ -40,6 +40,7 @@ from humiao.adapters.deadletter import DeadLetterPublisher
 from humiao.adapters.kafka_bridge import PrivateLoop
 from humiao.adapters.offsets import ensure_offsets
 from humiao.adapters.verifier_store import PgVerifierStore
+from humiao.config import kafka_security
 from humiao.verifier.collector import BatchCollector
 from humiao.verifier.metrics import VerifierMetrics
 from humiao.verifier.processor import (
@@ -206,6 +207,7 @@ class ConsumerLoop:
             fetch_max_wait_ms=100,
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=max(100, self.session_timeout_ms // 4),
+            **kafka_security(),
         )
 
     def _connect(self, backoff: _Backoff) -> KafkaConsumer | None:

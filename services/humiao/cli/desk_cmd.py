@@ -21,6 +21,7 @@ from typing import Any
 from humiao.cli.local_state import read_local_state
 from humiao.cli.main import CliError
 from humiao.domain.labels import CODES_ZH, STATUS_ZH
+from humiao.edge import open_channel
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -110,7 +111,7 @@ class Desk:
 
         self.target, token = connection(args)
         self._grpc = grpc
-        self.channel = grpc.insecure_channel(self.target)
+        self.channel = open_channel(self.target, os.environ)
         self.stub = desk_pb2_grpc.AlertDeskStub(self.channel)
         self.metadata = (("authorization", f"Bearer {token}"),)
 

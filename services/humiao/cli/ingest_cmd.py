@@ -33,12 +33,18 @@ from humiao.adapters.codec import proto_from_json
 from humiao.api.events.v1 import events_pb2
 from humiao.api.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from humiao.cli.local_state import read_local_state
+from humiao.domain.identity import mask_ids_inside
 from humiao.domain.validation import ValidationFailed
+from humiao.edge import open_channel
 from humiao.tabular.command import is_spreadsheet, register_options
 
 TARGET_ENV = "HUMIAO_INGEST_TARGET"
 TOKEN_ENV = "HUMIAO_INGEST_TOKEN"
 DEFAULT_CHUNK = 1000
+#: The longest line read as an envelope; a longer one is rejected on its own.
+MAX_LINE_BYTES = 256 * 1024
+#: Text per chunk: a chunk's request stays well under the gateway's 4 MiB.
+CHUNK_BYTES = 2 * 1024 * 1024
 #: Chunks awaiting the gateway's answer while the next one is parsed.
 IN_FLIGHT = 3
 #: Attempts per chunk when the gateway answers UNAVAILABLE (safe: eventIds dedupe).
@@ -103,24 +109,52 @@ def _event_id_of(line: bytes) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _chunks(stream: IO[bytes], chunk_size: int) -> Iterator[_Chunk]:
-    chunk = _Chunk()
-    for number, line in enumerate(stream, start=1):
-        if not line.strip():
+def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
+    """(number, line) for each line; None for a line over MAX_LINE_BYTES, which is read
+    past in pieces and never held whole (one huge line must not abort the import)."""
+    number = 0
+    while True:
+        line = stream.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while (rest := stream.readline(1024 * 1024)) and not rest.endswith(b"\n"):
+                pass
+            yield number, None
             continue
-        try:
-            chunk.events.append(proto_from_json(line))
-            chunk.lines.append(number)
-        except ValidationFailed as exc:
-            chunk.local_rejects.append(
-                {"line": number, "eventId": _event_id_of(line),
-                 "reasons": [str(v) for v in exc.violations]}
-            )
-        if len(chunk.events) + len(chunk.local_rejects) >= chunk_size:
+        yield number, line
+
+
+def _chunks(stream: IO[bytes], chunk_size: int) -> Iterator[_Chunk]:
+    """Chunks of at most `chunk_size` lines and CHUNK_BYTES of text (the gateway reads
+    messages of 4 MiB at most)."""
+    chunk, size = _Chunk(), 0
+    for number, line in _lines(stream):
+        if line is None:
+            chunk.local_rejects.append({"line": number, "eventId": None, "reasons": [
+                f"line: longer than {MAX_LINE_BYTES} bytes (an envelope is far smaller)"]})
+        elif not line.strip():
+            continue
+        else:
+            try:
+                chunk.events.append(proto_from_json(line))
+                chunk.lines.append(number)
+                size += len(line)
+            except ValidationFailed as exc:
+                chunk.local_rejects.append(
+                    {"line": number, "eventId": _masked(_event_id_of(line)),
+                     "reasons": [mask_ids_inside(str(v)) for v in exc.violations]}
+                )
+        if len(chunk.events) + len(chunk.local_rejects) >= chunk_size or size >= CHUNK_BYTES:
             yield chunk
-            chunk = _Chunk()
+            chunk, size = _Chunk(), 0
     if chunk.events or chunk.local_rejects:
         yield chunk
+
+
+def _masked(text: str | None) -> str | None:
+    return None if text is None else mask_ids_inside(text)
 
 
 def status_reasons(status: status_pb2.Status) -> list[str]:
@@ -215,8 +249,10 @@ def import_file(
         found = list(chunk.local_rejects)
         for result in answer.results:
             if result.outcome == ingest_pb2.REJECTED:
-                found.append({"line": chunk.lines[result.index], "eventId": result.event_id,
-                              "reasons": status_reasons(result.status)})
+                found.append({"line": chunk.lines[result.index],
+                              "eventId": _masked(result.event_id),
+                              "reasons": [mask_ids_inside(r)
+                                          for r in status_reasons(result.status)]})
         summary.accepted += answer.accepted
         summary.duplicates += answer.duplicates
         summary.rejected += len(found)
@@ -276,9 +312,9 @@ def resolve_target_and_token(
 
 
 def open_stub(target: str) -> tuple[grpc.Channel, ingest_pb2_grpc.IngestServiceStub]:
-    channel = grpc.insecure_channel(
-        target,
-        options=[("grpc.max_send_message_length", 64 * 1024 * 1024),
+    channel = open_channel(
+        target, os.environ,
+        options=[("grpc.max_send_message_length", 4 * 1024 * 1024),
                  ("grpc.max_receive_message_length", 64 * 1024 * 1024)],
     )
     return channel, ingest_pb2_grpc.IngestServiceStub(channel)

@@ -139,6 +139,15 @@ class StaffDirectory:
             raise Unauthenticated("unknown token")
         return staff
 
+    async def knows(self, metadata: Sequence[tuple[str, str | bytes]]) -> bool:
+        """The edge's gate: does this token belong to an active staff member? (Asked
+        before the message is read; each call still authenticates to learn who.)"""
+        try:
+            await self.authenticate(metadata)
+        except Unauthenticated:
+            return False
+        return True
+
     async def by_name(self, name: str) -> Staff | None:
         for staff in self._static.values():
             if staff.name == name:

@@ -49,9 +49,10 @@ async def serve() -> None:
         await database_dsn(db), min_size=db.humiao_db_pool_min, max_size=db.humiao_db_pool_max
     )
     feed = ChangeFeed(pool, poll_interval=desk.humiao_desk_poll_seconds)
+    directory = StaffDirectory(static, pool)
     servicer = AlertDeskServicer(
         pool,
-        StaffDirectory(static, pool),
+        directory,
         feed,
         pseudonym_key=privacy.secret,
         heartbeat_seconds=desk.humiao_desk_heartbeat_seconds,
@@ -75,6 +76,8 @@ async def serve() -> None:
             service,
             [Registration(desk_pb2_grpc.add_AlertDeskServicer_to_server, servicer, SERVICE_NAME)],
             probe,
+            known_token=directory.knows,
+            refusal="a valid staff token is required (authorization: Bearer <token>)",
             background=[feed.run, gauge],
             on_stop=close_pool,
         )

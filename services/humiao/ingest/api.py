@@ -35,6 +35,7 @@ from humiao.api.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from humiao.domain.events import Envelope
 from humiao.domain.identity import pseudonym
 from humiao.domain.validation import ValidationFailed
+from humiao.edge import Metadata, bearer
 from humiao.ingest.credentials import CredentialStore, SourceCredential
 from humiao.ingest.grants import Accepted, Judge, Known, Refused, qualified
 from humiao.ingest.metrics import CALLS, IngestMetrics, Rejection
@@ -89,13 +90,12 @@ def _refusal_status(refused: Refused) -> status_pb2.Status:
     return _denied_status(Rejection(refused.reason.value), refused.message, **metadata)
 
 
+UNAUTHENTICATED_MESSAGE = (
+    "a valid source token is required (metadata 'authorization: Bearer <token>')")
+
+
 def bearer_token(context: grpc.aio.ServicerContext) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == "authorization" and isinstance(value, str):
-            scheme, _, token = value.partition(" ")
-            if scheme.lower() == "bearer":
-                return token.strip()
-    return ""
+    return bearer(context.invocation_metadata() or ())
 
 
 class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
@@ -109,13 +109,14 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         self._metrics = metrics or IngestMetrics()
         self._lock = asyncio.Lock()
 
+    async def knows(self, metadata: Metadata) -> bool:
+        """The edge's gate: is this a known source token (before any message is read)?"""
+        return self._credentials.authenticate(bearer(metadata)) is not None
+
     async def _authenticate(self, context: grpc.aio.ServicerContext) -> SourceCredential:
         credential = self._credentials.authenticate(bearer_token(context))
         if credential is None:
-            await context.abort(
-                grpc.StatusCode.UNAUTHENTICATED,
-                "a valid source token is required (metadata 'authorization: Bearer <token>')",
-            )
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
         assert credential is not None
         if not self._deps.ready.is_set():
             await context.abort(grpc.StatusCode.UNAVAILABLE,

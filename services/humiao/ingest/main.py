@@ -26,7 +26,12 @@ from humiao.config import (
     ServiceSettings,
     refuse_development_secrets,
 )
-from humiao.ingest.api import SERVICE_NAME, Dependencies, IngestServicer
+from humiao.ingest.api import (
+    SERVICE_NAME,
+    UNAUTHENTICATED_MESSAGE,
+    Dependencies,
+    IngestServicer,
+)
 from humiao.ingest.credentials import (
     ENV_VAR,
     CredentialsError,
@@ -154,6 +159,8 @@ async def serve(
         [Registration(ingest_pb2_grpc.add_IngestServiceServicer_to_server, servicer,
                       SERVICE_NAME)],
         probe,
+        known_token=servicer.knows,
+        refusal=UNAUTHENTICATED_MESSAGE,
         background=[connect_job],
         on_stop=on_stop,
         stop=stop,
