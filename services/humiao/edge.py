@@ -44,21 +44,26 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
     return parse
 
 
-async def _refuse_malformed(context: grpc.aio.ServicerContext) -> None:
+async def _refuse(context: grpc.aio.ServicerContext) -> None:
     await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                         "the request is not a valid protobuf message of this method")
 
 
-async def _checked(requests: AsyncIterator[Any],
-                   context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-    async for request in requests:
-        if request is MALFORMED:
-            await _refuse_malformed(context)
-        yield request
-
-
-def _guarded(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+def _guarded(handler: grpc.RpcMethodHandler,
+             on_malformed: Callable[[], None]) -> grpc.RpcMethodHandler:
     """The same handler, with malformed requests answered INVALID_ARGUMENT."""
+
+    async def _refuse_malformed(context: grpc.aio.ServicerContext) -> None:
+        on_malformed()
+        await _refuse(context)
+
+    async def _checked(requests: AsyncIterator[Any],
+                       context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async for request in requests:
+            if request is MALFORMED:
+                await _refuse_malformed(context)
+            yield request
+
     parse = _tolerant(handler.request_deserializer)
     serialize = handler.response_serializer
     if handler.request_streaming and handler.response_streaming:
@@ -123,10 +128,12 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
     outside OPEN_SERVICES."""
 
     def __init__(self, known: TokenCheck | None = None,
-                 refusal: str = "a valid token is required (authorization: Bearer <token>)"
-                 ) -> None:
+                 refusal: str = "a valid token is required (authorization: Bearer <token>)",
+                 counted: Callable[[str, grpc.StatusCode], None] | None = None) -> None:
         self._known = known
         self._refusal = refusal
+        #: Told (method, code) of each call the edge answers itself, for the calls metric.
+        self._counted = counted or (lambda _method, _code: None)
 
     async def intercept_service(
         self,
@@ -137,9 +144,11 @@ class EdgeInterceptor(grpc.aio.ServerInterceptor):
         method = details.method or ""
         if handler is None or method.startswith(OPEN_SERVICES):
             return handler
+        name = method.rsplit("/", 1)[-1]
         if self._known is not None and not await self._known(details.invocation_metadata or ()):
+            self._counted(name, grpc.StatusCode.UNAUTHENTICATED)
             return _turned_away(handler, self._refusal)
-        return _guarded(handler)
+        return _guarded(handler, lambda: self._counted(name, grpc.StatusCode.INVALID_ARGUMENT))
 
 
 def bearer(metadata: Metadata) -> str:

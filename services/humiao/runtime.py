@@ -36,6 +36,7 @@ from humiao.edge import (
     is_loopback,
     server_credentials,
 )
+from humiao.observability import CallMetrics
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ async def run_grpc_service(
     *,
     known_token: TokenCheck | None = None,
     refusal: str = "a valid token is required (metadata 'authorization: Bearer <token>')",
+    calls: CallMetrics | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     background: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = (),
     on_stop: Callable[[], Awaitable[None]] | None = None,
@@ -133,7 +135,9 @@ async def run_grpc_service(
     install_stop_signals(stop)
     credentials = listener_credentials(settings)
     server = grpc.aio.server(
-        interceptors=[EdgeInterceptor(known_token, refusal), *interceptors],
+        interceptors=[EdgeInterceptor(known_token, refusal,
+                                      calls.record if calls is not None else None),
+                      *interceptors],
         options=[("grpc.max_receive_message_length", settings.humiao_grpc_max_receive_bytes)],
         maximum_concurrent_rpcs=settings.humiao_grpc_max_concurrent_calls,
     )

@@ -22,7 +22,7 @@ from humiao.config import (
 )
 from humiao.desk.api import SERVICE_NAME, AlertDeskServicer
 from humiao.desk.auth import StaffDirectory, parse_credentials
-from humiao.desk.metrics import refresh_loop
+from humiao.desk.metrics import CALLS, refresh_loop
 from humiao.desk.settings import DeskSettings
 from humiao.desk.watch import ChangeFeed
 from humiao.runtime import Registration, run_grpc_service, setup_logging
@@ -77,6 +77,7 @@ async def serve() -> None:
             [Registration(desk_pb2_grpc.add_AlertDeskServicer_to_server, servicer, SERVICE_NAME)],
             probe,
             known_token=directory.knows,
+            calls=CALLS,
             refusal="a valid staff token is required (authorization: Bearer <token>)",
             background=[feed.run, gauge],
             on_stop=close_pool,

@@ -232,7 +232,11 @@ class Judge:
         for fact in candidates:
             if fact.qualified == mine:
                 return fact
-        explicit = [f for owned in index.values() for f in owned if f.qualified == named]
+        # one fact may be indexed under its own id and its qualified id: count it once
+        explicit = list({f.qualified: f for owned in index.values() for f in owned
+                         if f.qualified == named}.values())
+        if any(f.source == me for f in explicit):  # its own, named in the qualified form
+            return next(f for f in explicit if f.source == me)
         others = explicit or [f for f in candidates if f.source != me]
         if not others:
             return Owned(mine, me, None)

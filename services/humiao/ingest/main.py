@@ -38,7 +38,7 @@ from humiao.ingest.credentials import (
     CredentialStore,
     load_credentials,
 )
-from humiao.ingest.metrics import DB_POOL
+from humiao.ingest.metrics import CALLS, DB_POOL
 from humiao.runtime import Registration, run_grpc_service, setup_logging
 
 log = logging.getLogger("humiao.ingest")
@@ -160,6 +160,7 @@ async def serve(
                       SERVICE_NAME)],
         probe,
         known_token=servicer.knows,
+        calls=CALLS,
         refusal=UNAUTHENTICATED_MESSAGE,
         background=[connect_job],
         on_stop=on_stop,
