@@ -327,3 +327,17 @@ def test_a_bad_tls_setting_is_refused_at_start_naming_the_variable(
         assert svc.proc is not None
         assert svc.proc.wait(timeout=60) != 0
         assert variable in svc.tail(), svc.tail()
+
+
+async def test_a_batch_or_stream_past_its_event_limit_is_refused(edge: Edge) -> None:
+    from humiao.api.events.v1 import events_pb2
+    from humiao.ingest.limits import MAX_BATCH_EVENTS
+
+    empty = events_pb2.Envelope()
+    too_many = ingest_pb2.SubmitBatchRequest(events=[empty] * (MAX_BATCH_EVENTS + 1))
+    async with grpc.aio.insecure_channel(edge.ingest.target) as channel:
+        call = channel.unary_unary(SUBMIT)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await call(too_many.SerializeToString(), metadata=auth(SOURCE_TOKEN), timeout=30)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert f"at most {MAX_BATCH_EVENTS}" in (caught.value.details() or "")

@@ -332,3 +332,18 @@ async def _kafka_failure(database_url: str, kafka_settings: KafkaSettings) -> No
         await deps.publisher.close(timeout=1)
         await deps.pool.close()
         broker.stop()
+
+
+async def test_a_stream_past_its_limit_is_refused_after_answering_what_came_before(
+        gateway: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    import humiao.ingest.api as api
+
+    monkeypatch.setattr(api, "MAX_STREAM_EVENTS", 3)
+    stream = [envelope_to_proto(e) for e in envelopes(5, seed=41)]
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await gateway.stub.SubmitStream(iter(stream), metadata=auth(ALL_TOKEN), timeout=60)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "at most 3 events per SubmitStream" in (caught.value.details() or "")
+    again = await gateway.stub.SubmitStream(iter(stream[:3]), metadata=auth(ALL_TOKEN),
+                                            timeout=60)
+    assert again.accepted + again.duplicates == 3

@@ -36,6 +36,7 @@ from humiao.cli.local_state import read_local_state
 from humiao.domain.identity import mask_ids_inside
 from humiao.domain.validation import ValidationFailed
 from humiao.edge import open_channel
+from humiao.ingest.limits import MAX_BATCH_EVENTS
 from humiao.tabular.command import is_spreadsheet, register_options
 
 TARGET_ENV = "HUMIAO_INGEST_TARGET"
@@ -379,6 +380,13 @@ def _spreadsheet(args: argparse.Namespace, path: Path, target: str, token: str) 
     return 0
 
 
+def _chunk_size(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_BATCH_EVENTS:
+        raise argparse.ArgumentTypeError(f"must be 1..{MAX_BATCH_EVENTS} (the gateway's limit)")
+    return value
+
+
 def register(sub: Any) -> None:
     parser = sub.add_parser(
         "ingest",
@@ -397,7 +405,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--target", metavar="HOST:PORT",
                         help=f"gateway address (default ${TARGET_ENV} or .humiao/stack.json)")
     parser.add_argument("--token", help=f"source token (default ${TOKEN_ENV})")
-    parser.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK,
-                        help=f"events per SubmitBatch call (default {DEFAULT_CHUNK})")
+    parser.add_argument("--chunk-size", type=_chunk_size, default=DEFAULT_CHUNK,
+                        help=f"events per SubmitBatch call (default {DEFAULT_CHUNK}, "
+                             f"at most {MAX_BATCH_EVENTS})")
     register_options(parser)
     parser.set_defaults(func=run)

@@ -38,6 +38,7 @@ from humiao.domain.validation import ValidationFailed
 from humiao.edge import Metadata, bearer
 from humiao.ingest.credentials import CredentialStore, SourceCredential
 from humiao.ingest.grants import Accepted, Judge, Known, Refused, qualified
+from humiao.ingest.limits import MAX_BATCH_EVENTS, MAX_STREAM_EVENTS
 from humiao.ingest.metrics import CALLS, IngestMetrics, Rejection
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,10 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         self, request: ingest_pb2.SubmitBatchRequest, context: grpc.aio.ServicerContext
     ) -> ingest_pb2.SubmitBatchResponse:
         credential = await self._authenticate(context)
+        if len(request.events) > MAX_BATCH_EVENTS:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"events: at most {MAX_BATCH_EVENTS} per SubmitBatch, "
+                                f"got {len(request.events)}: split the batch")
         results = await self._process_or_abort(request.events, 0, credential, context)
         return _response(results)
 
@@ -141,6 +146,11 @@ class IngestServicer(ingest_pb2_grpc.IngestServiceServicer):
         results: list[ingest_pb2.EventResult] = []
         chunk: list[events_pb2.Envelope] = []
         async for msg in request_iterator:
+            if len(results) + len(chunk) >= MAX_STREAM_EVENTS:
+                await context.abort(  # those before were answered in order: resend the rest
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"at most {MAX_STREAM_EVENTS} events per SubmitStream: the first "
+                    f"{len(results)} were processed; send the rest in a new stream")
             chunk.append(msg)
             if len(chunk) >= STREAM_CHUNK:
                 results += await self._process_or_abort(chunk, len(results), credential, context)
