@@ -32,7 +32,7 @@ from notify_support import alert_id, ids_in, insert_alerts, version
 from humiao.adapters.db import create_pool
 from humiao.adapters.topics import ensure_topics
 from humiao.config import KafkaSettings
-from humiao_dev.stack.supervisor import health
+from humiao_dev.processes import health
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 N = 260

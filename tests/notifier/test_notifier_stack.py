@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from humiao_dev.stack.supervisor import health
+from humiao_dev.processes import health
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

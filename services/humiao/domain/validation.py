@@ -289,174 +289,6 @@ class _Checker:
             return placeholder
 
 
-def _parents(c: _Checker, raw: Any) -> tuple[ParentRecord, ...]:
-    path = "childEnrolled.parents"
-    try:
-        items = list(raw) if raw is not None else []
-    except TypeError:
-        c.bad(path, "must be a list")
-        return ()
-    if len(items) > MAX_PARENTS:
-        c.bad(path, f"must list at most {MAX_PARENTS} parents")
-        return ()
-    parents = []
-    seen: set[str] = set()
-    for i, item in enumerate(items):
-        person_id = c.citizen_id(f"{path}[{i}].personId", getattr(item, "person_id", None))
-        situation = c.enum(f"{path}[{i}].situation", getattr(item, "situation", None), Situation)
-        if person_id and person_id in seen:
-            c.bad(f"{path}[{i}].personId", "names the same person as an earlier parent")
-        seen.add(person_id)
-        parents.append(ParentRecord(person_id, situation))
-    return tuple(parents)
-
-
-def _child_enrolled(c: _Checker, b: Any) -> Body:
-    child_id = c.citizen_id("childEnrolled.childId", getattr(b, "child_id", None))
-    failures = len(c.violations)
-    birth = c.date("childEnrolled.birthDate", getattr(b, "birth_date", None),
-                   not_after_recorded=True)
-    if len(c.violations) == failures and _citizen_problem(child_id) is None:
-        embedded = _citizen_birth_date(child_id)
-        if embedded is not None and embedded != birth:
-            c.bad("childEnrolled.birthDate", "does not match the birth date in childId")
-    return ChildEnrolled(
-        child_id=child_id,
-        birth_date=birth,
-        program=c.enum("childEnrolled.program", getattr(b, "program", None), Program),
-        region=c.region("childEnrolled.region", getattr(b, "region", None)),
-        approved_on=c.date("childEnrolled.approvedOn", getattr(b, "approved_on", None)),
-        parents=_parents(c, getattr(b, "parents", None)),
-    )
-
-
-def _enrollment_ended(c: _Checker, b: Any) -> Body:
-    """The reason only describes the end: a code of the sender's own is kept as
-    OTHER_REASON with the code as its text, never a reason to lose the end."""
-    raw_reason = getattr(b, "reason", None)
-    text = c.text("enrollmentEnded.reasonText", getattr(b, "reason_text", ""),
-                  MAX_REASON_TEXT_LENGTH, required=False)
-    unknown = (type(raw_reason) is int and raw_reason != 0
-               and raw_reason not in _END_REASON_OF)
-    if unknown:
-        reason, text = EnrollmentEndReason.OTHER_REASON, text or f"code {raw_reason}"
-    else:
-        reason = c.enum("enrollmentEnded.reason", raw_reason, EnrollmentEndReason)
-    return EnrollmentEnded(
-        child_id=c.citizen_id("enrollmentEnded.childId", getattr(b, "child_id", None)),
-        program=c.enum("enrollmentEnded.program", getattr(b, "program", None), Program),
-        effective_date=c.date("enrollmentEnded.effectiveDate",
-                              getattr(b, "effective_date", None)),
-        reason=reason,
-        reason_text=text,
-    )
-
-
-def _schooling_extension(c: _Checker, b: Any) -> Body:
-    return SchoolingExtension(
-        child_id=c.citizen_id("schoolingExtension.childId", getattr(b, "child_id", None)),
-        valid_until=c.date("schoolingExtension.validUntil", getattr(b, "valid_until", None)),
-    )
-
-
-def _guardian_appointed(c: _Checker, b: Any) -> Body:
-    return GuardianAppointed(
-        child_id=c.citizen_id("guardianAppointed.childId", getattr(b, "child_id", None)),
-        guardian_id=c.party_id("guardianAppointed.guardianId", getattr(b, "guardian_id", None)),
-        effective_date=c.date("guardianAppointed.effectiveDate",
-                              getattr(b, "effective_date", None)),
-    )
-
-
-def _child_adopted(c: _Checker, b: Any) -> Body:
-    return ChildAdopted(
-        child_id=c.citizen_id("childAdopted.childId", getattr(b, "child_id", None)),
-        adoption_date=c.date("childAdopted.adoptionDate", getattr(b, "adoption_date", None)),
-    )
-
-
-def _person_died(c: _Checker, b: Any) -> Body:
-    return PersonDied(
-        person_id=c.citizen_id("personDied.personId", getattr(b, "person_id", None)),
-        date_of_death=c.date("personDied.dateOfDeath", getattr(b, "date_of_death", None)),
-    )
-
-
-def _person_status_changed(c: _Checker, b: Any) -> Body:
-    p = "personStatusChanged"
-    return PersonStatusChanged(
-        person_id=c.citizen_id(f"{p}.personId", getattr(b, "person_id", None)),
-        situation=c.enum(f"{p}.situation", getattr(b, "situation", None), Situation),
-        change=c.enum(f"{p}.change", getattr(b, "change", None), StatusChange),
-        effective_date=c.date(f"{p}.effectiveDate", getattr(b, "effective_date", None)),
-    )
-
-
-def _disbursement(c: _Checker, b: Any) -> Body:
-    return Disbursement(
-        disbursement_id=c.text("disbursement.disbursementId",
-                               getattr(b, "disbursement_id", None)),
-        child_id=c.citizen_id("disbursement.childId", getattr(b, "child_id", None)),
-        program=c.enum("disbursement.program", getattr(b, "program", None), Program),
-        period=c.period("disbursement.period", getattr(b, "period", None)),
-        amount_fen=c.amount("disbursement.amountFen", getattr(b, "amount_fen", None)),
-        paid_on=c.date("disbursement.paidOn", getattr(b, "paid_on", None)),
-        payee_id=c.party_id("disbursement.payeeId", getattr(b, "payee_id", None)),
-        region=c.region("disbursement.region", getattr(b, "region", None)),
-    )
-
-
-def _disbursement_reversed(c: _Checker, b: Any) -> Body:
-    return DisbursementReversed(
-        disbursement_id=c.text("disbursementReversed.disbursementId",
-                               getattr(b, "disbursement_id", None)),
-        reversed_on=c.date("disbursementReversed.reversedOn", getattr(b, "reversed_on", None)),
-    )
-
-
-def _payment_cycle_closed(c: _Checker, b: Any) -> Body:
-    return PaymentCycleClosed(
-        region=c.region("paymentCycleClosed.region", getattr(b, "region", None)),
-        period=c.period("paymentCycleClosed.period", getattr(b, "period", None)),
-    )
-
-
-def _allowance_standard_set(c: _Checker, b: Any) -> Body:
-    p = "allowanceStandardSet"
-    return AllowanceStandardSet(
-        region=c.region(f"{p}.region", getattr(b, "region", None)),
-        program=c.enum(f"{p}.program", getattr(b, "program", None), Program),
-        effective_from=c.period(f"{p}.effectiveFrom", getattr(b, "effective_from", None)),
-        monthly_amount_fen=c.amount(f"{p}.monthlyAmountFen",
-                                    getattr(b, "monthly_amount_fen", None)),
-    )
-
-
-def _event_retracted(c: _Checker, b: Any) -> Body:
-    return EventRetracted(
-        retracted_event_id=c.text("eventRetracted.retractedEventId",
-                                  getattr(b, "retracted_event_id", None), MAX_EVENT_ID_LENGTH),
-        reason=c.text("eventRetracted.reason", getattr(b, "reason", None), MAX_TEXT_LENGTH),
-    )
-
-
-_BUILDERS: dict[str, Callable[[_Checker, Any], Body]] = {
-    "childEnrolled": _child_enrolled,
-    "enrollmentEnded": _enrollment_ended,
-    "schoolingExtension": _schooling_extension,
-    "guardianAppointed": _guardian_appointed,
-    "childAdopted": _child_adopted,
-    "personDied": _person_died,
-    "personStatusChanged": _person_status_changed,
-    "disbursement": _disbursement,
-    "disbursementReversed": _disbursement_reversed,
-    "paymentCycleClosed": _payment_cycle_closed,
-    "allowanceStandardSet": _allowance_standard_set,
-    "eventRetracted": _event_retracted,
-}
-assert set(_BUILDERS) == ALL_KINDS
-
-
 def _recorded_at(c: _Checker, value: Any) -> dt.datetime:
     if value is None:
         c.bad("recordedAt", "is required")
@@ -512,9 +344,9 @@ def _validate_full(
     checker = _Checker(when.astimezone(dt.UTC).date() if when is not None else None)
     eid = checker.text("eventId", event_id, MAX_EVENT_ID_LENGTH)
     src = checker.text("source", source, MAX_SOURCE_LENGTH)
-    builder = _BUILDERS.get(kind) if isinstance(kind, str) else None
+    spec = _KINDS.get(kind) if isinstance(kind, str) else None
     built: Body | None = None
-    if builder is None:
+    if spec is None:
         expected = ", ".join(sorted(ALL_KINDS))
         if kind is None:
             checker.bad("body", f"exactly one body is required (one of {expected})")
@@ -523,7 +355,7 @@ def _validate_full(
     elif body is None:
         checker.bad(str(kind), "is required")
     else:
-        built = builder(checker, body)
+        built = spec.full(checker, body)
     violations.extend(checker.violations)
     if violations or built is None or when is None:
         raise ValidationFailed(violations or [FieldViolation("", "invalid envelope")])
@@ -531,18 +363,15 @@ def _validate_full(
 
 
 # --- fast path ---------------------------------------------------------------------------
-# Nearly every envelope is valid. The builders below accept only what the _Checker accepts,
-# with exact types (str, int, datetime) and cached parsing of the values that recur (ID
-# numbers, dates, months), and build the same body; on anything they do not accept outright
-# they return None and the full path runs, which names every violation. So they change
-# speed, never a result (tests/unit/test_validation_fast.py compares the two paths).
+# Nearly every envelope is valid. Each field type's `fast` accepts only what the _Checker
+# accepts, with exact types (str, int, datetime) and cached parsing of the values that
+# recur (ID numbers, dates, months); on anything it does not accept outright the full path
+# runs, which names every violation.
 
 _FIRST_MEMBER: dict[type, Any] = {
     k: next(iter(k)) for k in (Program, Situation, StatusChange, EnrollmentEndReason)
 }
-_PROGRAM_OF: dict[int, Program] = {m.value: m for m in Program}
 _SITUATION_OF: dict[int, Situation] = {m.value: m for m in Situation}
-_CHANGE_OF: dict[int, StatusChange] = {m.value: m for m in StatusChange}
 _END_REASON_OF: dict[int, EnrollmentEndReason] = {m.value: m for m in EnrollmentEndReason}
 _EARLIEST_MONTH = Period.of_date(EARLIEST_DATE).index
 
@@ -609,155 +438,261 @@ def _month(value: Any, last_month: int) -> Period | None:
     return month if month is not None and _EARLIEST_MONTH <= month.index <= last_month else None
 
 
-def _member(table: dict[int, E], value: Any) -> E | None:
-    return table.get(value) if type(value) is int else None
+# --- one description per event kind ------------------------------------------------------
+# Each kind is its body class and its fields, each field a type that knows both ways to
+# check a value: `full` through the _Checker (names every violation, returns a placeholder
+# when bad) and `fast` (the value when plainly valid, else _NO so the full path runs).
+# The fast path changes speed, never a result (tests/unit/test_validation_fast.py).
+
+_NO: Any = object()
 
 
-def _fast_disbursement(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
-    did, cid, program, period = b.disbursement_id, b.child_id, b.program, b.period
-    amount, paid, payee, region = b.amount_fen, b.paid_on, b.payee_id, b.region
-    if not (
-        type(did) is str and 0 < len(did) <= MAX_ID_LENGTH and did.isprintable()
-        and not _may_hold_id(did)
-        and type(cid) is str and _citizen_problem(cid) is None
-        and type(program) is int and type(amount) is int and 0 <= amount <= MAX_AMOUNT_FEN
-        and type(payee) is str and _party_ok(payee)
-        and type(region) is str and len(region) == 6 and region.isascii() and region.isdigit()
-        and type(period) is str and type(paid) is str
-    ):
-        return None
-    prog = _PROGRAM_OF.get(program)
-    month = _month_of(period)
-    day = _date_of(paid)
-    if (
-        prog is None or month is None or day is None
-        or not _EARLIEST_MONTH <= month.index <= last_month
-        or not EARLIEST_DATE <= day <= latest
-    ):
-        return None
-    return Disbursement(did, cid, prog, month, amount, day, payee, region)
+class _Field:
+    """One field type; `missing` is what an absent attribute counts as."""
+
+    missing: Any = None
+
+    def full(self, c: _Checker, path: str, value: Any) -> Any:
+        raise NotImplementedError
+
+    def fast(self, value: Any, on: dt.date, latest: dt.date, last_month: int) -> Any:
+        raise NotImplementedError
 
 
-def _fast_cycle(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
-    region, period = b.region, b.period
-    if not _ok_region(region):
-        return None
-    month = _month(period, last_month)
-    return None if month is None else PaymentCycleClosed(region, month)
+class _CitizenId(_Field):
+    def full(self, c: _Checker, path: str, value: Any) -> Any:
+        return c.citizen_id(path, value)
+
+    def fast(self, value: Any, on: dt.date, latest: dt.date, last_month: int) -> Any:
+        return value if type(value) is str and _citizen_problem(value) is None else _NO
 
 
-def _fast_standard(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
-    region, program = b.region, _member(_PROGRAM_OF, b.program)
-    month, amount = _month(b.effective_from, last_month), b.monthly_amount_fen
-    if (
-        program is None or month is None or not _ok_region(region)
-        or type(amount) is not int or not 0 <= amount <= MAX_AMOUNT_FEN
-    ):
-        return None
-    return AllowanceStandardSet(region, program, month, amount)
+class _PartyId(_Field):
+    def full(self, c: _Checker, path: str, value: Any) -> Any:
+        return c.party_id(path, value)
+
+    def fast(self, value: Any, on: dt.date, latest: dt.date, last_month: int) -> Any:
+        return value if type(value) is str and _party_ok(value) else _NO
 
 
-def _fast_child_enrolled(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
-    cid, region = b.child_id, b.region
-    birth = _day(b.birth_date, on)  # not after recordedAt
-    approved = _day(b.approved_on, latest)
-    program = _member(_PROGRAM_OF, b.program)
-    if (
-        birth is None or approved is None or program is None
-        or not _ok_citizen(cid) or not _ok_region(region)
-        or _citizen_birth_date(cid) != birth
-    ):
-        return None
-    raw = b.parents
+class _Region(_Field):
+    def full(self, c: _Checker, path: str, value: Any) -> Any:
+        return c.region(path, value)
+
+    def fast(self, value: Any, on: dt.date, latest: dt.date, last_month: int) -> Any:
+        return value if _ok_region(value) else _NO
+
+
+class _Date(_Field):
+    def __init__(self, not_after_recorded: bool = False) -> None:
+        self.not_after_recorded = not_after_recorded
+
+    def full(self, c: _Checker, path: str, value: Any) -> Any:
+        return c.date(path, value, not_after_recorded=self.not_after_recorded)
+
+    def fast(self, value: Any, on: dt.date, latest: dt.date, last_month: int) -> Any:
+        day = _day(value, on if self.not_after_recorded else latest)
+        return _NO if day is None else day
+
+
+class _Month(_Field):
+    def full(self, c: _Checker, path: str, value: Any) -> Any:
+        return c.period(path, value)
+
+    def fast(self, value: Any, on: dt.date, latest: dt.date, last_month: int) -> Any:
+        month = _month(value, last_month)
+        return _NO if month is None else month
+
+
+class _Amount(_Field):
+    def full(self, c: _Checker, path: str, value: Any) -> Any:
+        return c.amount(path, value)
+
+    def fast(self, value: Any, on: dt.date, latest: dt.date, last_month: int) -> Any:
+        return value if type(value) is int and 0 <= value <= MAX_AMOUNT_FEN else _NO
+
+
+class _Enum(_Field):
+    def __init__(self, kind: type[enum.IntEnum]) -> None:
+        self.kind = kind
+        self.members = {m.value: m for m in kind}
+
+    def full(self, c: _Checker, path: str, value: Any) -> Any:
+        return c.enum(path, value, self.kind)
+
+    def fast(self, value: Any, on: dt.date, latest: dt.date, last_month: int) -> Any:
+        return self.members.get(value, _NO) if type(value) is int else _NO
+
+
+class _EndReason(_Enum):
+    """Only describes the end: an unknown code becomes OTHER_REASON (its text is kept by
+    _keep_reason_code), never a violation."""
+
+    def full(self, c: _Checker, path: str, value: Any) -> Any:
+        if type(value) is int and value != 0 and value not in self.members:
+            return EnrollmentEndReason.OTHER_REASON
+        return super().full(c, path, value)
+
+
+class _Text(_Field):
+    def __init__(self, max_length: int = MAX_ID_LENGTH, *, required: bool = True) -> None:
+        self.max_length = max_length
+        self.required = required
+        self.missing = None if required else ""
+
+    def full(self, c: _Checker, path: str, value: Any) -> Any:
+        return c.text(path, value, self.max_length, required=self.required)
+
+    def fast(self, value: Any, on: dt.date, latest: dt.date, last_month: int) -> Any:
+        if not self.required and value == "" and type(value) is str:
+            return value
+        return value if _ok_text(value, self.max_length) else _NO
+
+
+class _Parents(_Field):
+    def full(self, c: _Checker, path: str, value: Any) -> Any:
+        return _parents(c, path, value)
+
+    def fast(self, value: Any, on: dt.date, latest: dt.date, last_month: int) -> Any:
+        try:
+            if value is None or len(value) > MAX_PARENTS:  # len() first: never consume
+                return _NO
+        except TypeError:
+            return _NO
+        parents = []
+        seen: set[str] = set()
+        for item in value:
+            pid = item.person_id
+            situation = _SITUATION_OF.get(item.situation) if type(item.situation) is int else None
+            if situation is None or not _ok_citizen(pid) or pid in seen:
+                return _NO
+            seen.add(pid)
+            parents.append(ParentRecord(pid, situation))
+        return tuple(parents)
+
+
+def _parents(c: _Checker, path: str, raw: Any) -> tuple[ParentRecord, ...]:
     try:
-        if raw is None or len(raw) > MAX_PARENTS:  # len() first: never consume an iterator
-            return None
+        items = list(raw) if raw is not None else []
     except TypeError:
-        return None
+        c.bad(path, "must be a list")
+        return ()
+    if len(items) > MAX_PARENTS:
+        c.bad(path, f"must list at most {MAX_PARENTS} parents")
+        return ()
     parents = []
     seen: set[str] = set()
-    for item in raw:
-        pid = item.person_id
-        situation = _member(_SITUATION_OF, item.situation)
-        if situation is None or not _ok_citizen(pid) or pid in seen:
-            return None
-        seen.add(pid)
-        parents.append(ParentRecord(pid, situation))
-    return ChildEnrolled(cid, birth, program, region, approved, tuple(parents))
+    for i, item in enumerate(items):
+        person_id = c.citizen_id(f"{path}[{i}].personId", getattr(item, "person_id", None))
+        situation = c.enum(f"{path}[{i}].situation", getattr(item, "situation", None), Situation)
+        if person_id and person_id in seen:
+            c.bad(f"{path}[{i}].personId", "names the same person as an earlier parent")
+        seen.add(person_id)
+        parents.append(ParentRecord(person_id, situation))
+    return tuple(parents)
 
 
-def _fast_enrollment_ended(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
-    cid = b.child_id
-    program = _member(_PROGRAM_OF, b.program)
-    day = _day(b.effective_date, latest)
-    reason = _member(_END_REASON_OF, b.reason)
-    text: object = getattr(b, "reason_text", "")
-    if program is None or day is None or reason is None or not _ok_citizen(cid) or text != "":
-        return None
-    return EnrollmentEnded(cid, program, day, reason)
+#: A check across fields once each field passed on its own: (checker or None for the fast
+#: path, the raw body, the values by attribute) -> False when the body must be refused.
+_Across = Callable[["_Checker | None", Any, dict[str, Any]], bool]
 
 
-def _fast_schooling(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
-    cid, day = b.child_id, _day(b.valid_until, latest)
-    return None if day is None or not _ok_citizen(cid) else SchoolingExtension(cid, day)
+def _birth_date_matches_id(c: _Checker | None, body: Any, v: dict[str, Any]) -> bool:
+    cid, birth = v["child_id"], v["birth_date"]
+    if c is not None and any(x.field in ("childEnrolled.childId", "childEnrolled.birthDate")
+                             for x in c.violations):
+        return True  # already named
+    if _citizen_problem(cid) is not None or _citizen_birth_date(cid) == birth:
+        return True
+    if c is not None:
+        c.bad("childEnrolled.birthDate", "does not match the birth date in childId")
+    return False
 
 
-def _fast_guardian(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
-    cid, gid, day = b.child_id, b.guardian_id, _day(b.effective_date, latest)
-    if day is None or not _ok_citizen(cid) or type(gid) is not str or not _party_ok(gid):
-        return None
-    return GuardianAppointed(cid, gid, day)
+def _keep_reason_code(c: _Checker | None, body: Any, v: dict[str, Any]) -> bool:
+    raw = getattr(body, "reason", None)
+    if type(raw) is int and raw != 0 and raw not in _END_REASON_OF and not v["reason_text"]:
+        v["reason_text"] = f"code {raw}"
+    return True
 
 
-def _fast_adopted(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
-    cid, day = b.child_id, _day(b.adoption_date, latest)
-    return None if day is None or not _ok_citizen(cid) else ChildAdopted(cid, day)
+@dataclass(frozen=True)
+class _Kind:
+    """An event kind: its body class, its fields (attribute, type) in constructor order,
+    and the checks across fields."""
+
+    name: str
+    body: type
+    fields: tuple[tuple[str, _Field], ...]
+    across: tuple[_Across, ...] = ()
+
+    def __post_init__(self) -> None:
+        paths = tuple(f"{self.name}.{_camel(a)}" for a, _ in self.fields)
+        object.__setattr__(self, "_paths", paths)
+
+    def full(self, c: _Checker, raw: Any) -> Body:
+        values = {attr: ftype.full(c, path, getattr(raw, attr, ftype.missing))
+                  for (attr, ftype), path in zip(self.fields, self._paths, strict=True)}
+        for check in self.across:
+            check(c, raw, values)
+        return self.body(**values)
+
+    def fast(self, raw: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
+        values = {}
+        for attr, ftype in self.fields:
+            value = ftype.fast(getattr(raw, attr, ftype.missing), on, latest, last_month)
+            if value is _NO:
+                return None
+            values[attr] = value
+        for check in self.across:
+            if not check(None, raw, values):
+                return None
+        return self.body(**values)
+
+    _paths: tuple[str, ...] = ()
 
 
-def _fast_died(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
-    pid, day = b.person_id, _day(b.date_of_death, latest)
-    return None if day is None or not _ok_citizen(pid) else PersonDied(pid, day)
+def _camel(attr: str) -> str:
+    head, *rest = attr.split("_")
+    return head + "".join(p.title() for p in rest)
 
 
-def _fast_status(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
-    pid = b.person_id
-    situation = _member(_SITUATION_OF, b.situation)
-    change = _member(_CHANGE_OF, b.change)
-    day = _day(b.effective_date, latest)
-    if situation is None or change is None or day is None or not _ok_citizen(pid):
-        return None
-    return PersonStatusChanged(pid, situation, change, day)
+_CHILD, _PARTY, _REGION, _MONTH, _AMOUNT = _CitizenId(), _PartyId(), _Region(), _Month(), _Amount()
+_DAY, _PROGRAM = _Date(), _Enum(Program)
 
-
-def _fast_reversed(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
-    did, day = b.disbursement_id, _day(b.reversed_on, latest)
-    if day is None or not _ok_text(did, MAX_ID_LENGTH):
-        return None
-    return DisbursementReversed(did, day)
-
-
-def _fast_retracted(b: Any, on: dt.date, latest: dt.date, last_month: int) -> Body | None:
-    target, reason = b.retracted_event_id, b.reason
-    if not (_ok_text(target, MAX_EVENT_ID_LENGTH) and _ok_text(reason, MAX_TEXT_LENGTH)):
-        return None
-    return EventRetracted(target, reason)
-
-
-_FAST_BUILDERS: dict[str, Callable[[Any, dt.date, dt.date, int], Body | None]] = {
-    "childEnrolled": _fast_child_enrolled,
-    "enrollmentEnded": _fast_enrollment_ended,
-    "schoolingExtension": _fast_schooling,
-    "guardianAppointed": _fast_guardian,
-    "childAdopted": _fast_adopted,
-    "personDied": _fast_died,
-    "personStatusChanged": _fast_status,
-    "disbursement": _fast_disbursement,
-    "disbursementReversed": _fast_reversed,
-    "paymentCycleClosed": _fast_cycle,
-    "allowanceStandardSet": _fast_standard,
-    "eventRetracted": _fast_retracted,
-}
-assert set(_FAST_BUILDERS) == ALL_KINDS
+_KINDS: dict[str, _Kind] = {k.name: k for k in (
+    _Kind("childEnrolled", ChildEnrolled, (
+        ("child_id", _CHILD), ("birth_date", _Date(not_after_recorded=True)),
+        ("program", _PROGRAM), ("region", _REGION), ("approved_on", _DAY),
+        ("parents", _Parents())), (_birth_date_matches_id,)),
+    _Kind("enrollmentEnded", EnrollmentEnded, (
+        ("child_id", _CHILD), ("program", _PROGRAM), ("effective_date", _DAY),
+        ("reason", _EndReason(EnrollmentEndReason)),
+        ("reason_text", _Text(MAX_REASON_TEXT_LENGTH, required=False))), (_keep_reason_code,)),
+    _Kind("schoolingExtension", SchoolingExtension, (
+        ("child_id", _CHILD), ("valid_until", _DAY))),
+    _Kind("guardianAppointed", GuardianAppointed, (
+        ("child_id", _CHILD), ("guardian_id", _PARTY), ("effective_date", _DAY))),
+    _Kind("childAdopted", ChildAdopted, (("child_id", _CHILD), ("adoption_date", _DAY))),
+    _Kind("personDied", PersonDied, (("person_id", _CHILD), ("date_of_death", _DAY))),
+    _Kind("personStatusChanged", PersonStatusChanged, (
+        ("person_id", _CHILD), ("situation", _Enum(Situation)),
+        ("change", _Enum(StatusChange)), ("effective_date", _DAY))),
+    _Kind("disbursement", Disbursement, (
+        ("disbursement_id", _Text()), ("child_id", _CHILD), ("program", _PROGRAM),
+        ("period", _MONTH), ("amount_fen", _AMOUNT), ("paid_on", _DAY),
+        ("payee_id", _PARTY), ("region", _REGION))),
+    _Kind("disbursementReversed", DisbursementReversed, (
+        ("disbursement_id", _Text()), ("reversed_on", _DAY))),
+    _Kind("paymentCycleClosed", PaymentCycleClosed, (("region", _REGION), ("period", _MONTH))),
+    _Kind("allowanceStandardSet", AllowanceStandardSet, (
+        ("region", _REGION), ("program", _PROGRAM), ("effective_from", _MONTH),
+        ("monthly_amount_fen", _AMOUNT))),
+    _Kind("eventRetracted", EventRetracted, (
+        ("retracted_event_id", _Text(MAX_EVENT_ID_LENGTH)),
+        ("reason", _Text(MAX_TEXT_LENGTH)))),
+)}
+assert set(_KINDS) == ALL_KINDS
 
 
 def _validate_fast(
@@ -780,13 +715,13 @@ def _validate_fast(
         or _may_hold_id(source)
     ):
         return None
-    build = _FAST_BUILDERS.get(kind)
-    if build is None:
+    spec = _KINDS.get(kind)
+    if spec is None:
         return None
     on = recorded_at.astimezone(dt.UTC).date()
     latest, last_month = _bounds(on)
     try:
-        built = build(body, on, latest, last_month)
+        built = spec.fast(body, on, latest, last_month)
     except AttributeError:  # a missing field: the full path names it
         return None
     if built is None:

@@ -22,7 +22,6 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -32,6 +31,7 @@ from typing import Any
 from humiao.adapters.progress import DEFAULT_GROUP
 from humiao.cli.local_state import STATE_FILE, project_root, state_dir
 from humiao.config import KafkaSettings
+from humiao_dev.processes import Service, ServiceFailed, health, spawn
 from humiao_dev.stack.database import ensure_database, resolve_admin_dsn, with_database
 
 #: Start order; `stop_stack` stops them in this order too: ingest first so nothing new
@@ -231,64 +231,11 @@ def terminate(pid: int, marker: str, timeout: float = 20.0) -> bool:
     return True
 
 
-def _spawn(argv: list[str], env: Mapping[str, str], log_file: Path, cwd: Path) -> int:
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with log_file.open("ab") as out:
-        proc = subprocess.Popen(
-            argv,
-            env=dict(env),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    _CHILDREN[proc.pid] = proc
-    return proc.pid
-
-
 def release_children() -> None:
     """Forget the Popen objects of processes meant to outlive us (`humiao up` exits)."""
     for proc in _CHILDREN.values():
         proc.returncode = proc.returncode if proc.returncode is not None else 0
     _CHILDREN.clear()
-
-
-def log_tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-# --- health ----------------------------------------------------------------------------
-
-
-def health(address: str, timeout: float = 2.0) -> str:
-    """The gRPC health status of a server ('SERVING', 'NOT_SERVING', or 'UNREACHABLE')."""
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    with grpc.insecure_channel(address) as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=""), timeout=timeout
-            )
-        except grpc.RpcError:
-            return "UNREACHABLE"
-    return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
-
-
-def _wait(what: str, ok: Callable[[], bool], timeout: float, failed: Callable[[], str | None],
-          interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while not ok():
-        problem = failed()
-        if problem:
-            raise StackError(f"{what}: {problem}")
-        if time.monotonic() > deadline:
-            raise StackError(f"{what}: not ready after {timeout:.0f}s")
-        time.sleep(interval)
 
 
 # --- the stack -------------------------------------------------------------------------
@@ -421,21 +368,22 @@ def start_stack(
             **(extra_env or {}),
         }
         root = project_root()
-        pending: dict[str, tuple[int, Path, Path]] = {}
+        pending: dict[str, Service] = {}
         for name in services_for(env):
-            ready = directory / "run" / f"{name}.ready"
-            ready.unlink(missing_ok=True)
-            log = directory / "logs" / f"{name}.log"
-            pid = _spawn([sys.executable, "-m", MODULES[name]],
-                         {**env, "HUMIAO_READY_FILE": str(ready)}, log, root)
-            started.append((pid, MODULES[name]))
-            pending[name] = (pid, ready, log)
+            service = spawn(name, MODULES[name], env, directory, cwd=root)
+            _CHILDREN[service.pid] = service.process
+            started.append((service.pid, MODULES[name]))
+            pending[name] = service
         services: dict[str, ServiceInfo] = {}
         deadline = time.monotonic() + timeout
-        for name, (pid, ready, log) in pending.items():
-            info = _await_service(name, pid, ready, log, max(5.0, deadline - time.monotonic()))
-            services[name] = info
-            progress(f"{name}: SERVING on {info.grpc}, metrics {info.metrics}")
+        for name, service in pending.items():
+            try:
+                service.wait_ready(max(5.0, deadline - time.monotonic()))
+            except ServiceFailed as exc:
+                raise StackError(str(exc)) from None
+            services[name] = ServiceInfo(pid=service.pid, grpc=service.grpc,
+                                         metrics=service.metrics)
+            progress(f"{name}: SERVING on {service.grpc}, metrics {service.metrics}")
         state = StackState(
             state_dir=str(directory),
             kafka_bootstrap=bootstrap,
@@ -481,20 +429,6 @@ def _start_broker(directory: Path) -> tuple[str, int]:
     broker = start_broker(log_file=directory / "logs" / "broker.log")
     _CHILDREN[broker.process.pid] = broker.process
     return broker.bootstrap, broker.process.pid
-
-
-def _await_service(name: str, pid: int, ready: Path, log: Path, timeout: float) -> ServiceInfo:
-    def exited() -> str | None:
-        if process_alive(pid):
-            return None
-        return f"the process exited; last lines of {log}:\n{log_tail(log)}"
-
-    _wait(f"{name} did not start", ready.exists, timeout, exited)
-    info = json.loads(ready.read_text())
-    address = str(info["grpc"])
-    _wait(f"{name} is not healthy (see {log})", lambda: health(address) == "SERVING",
-          timeout, exited, interval=0.2)
-    return ServiceInfo(pid=pid, grpc=address, metrics=str(info["metrics"]))
 
 
 def stack_health(state: StackState) -> dict[str, str]:
