@@ -57,3 +57,12 @@ def test_the_desk_refuses_the_documented_development_token() -> None:
     done = start("humiao.desk", **REAL, HUMIAO_STAFF_CREDENTIALS=credentials(
         DEVELOPMENT_TOKENS[1], name="dev", role="supervisor", regions="*"))
     assert done.returncode != 0 and "development token" in done.stderr
+
+
+def test_ingest_names_a_bad_setting_and_exits_without_a_traceback() -> None:
+    done = start("humiao.ingest", **REAL, HUMIAO_INGEST_PUBLISH_TIMEOUT_SECONDS="0.1",
+                 HUMIAO_SOURCE_CREDENTIALS=credentials("a-real-token", source="city",
+                                                       regions="*", kinds="*"))
+    assert done.returncode == 2
+    assert "humiao_ingest_publish_timeout_seconds" in done.stderr.lower()
+    assert "Traceback" not in done.stderr

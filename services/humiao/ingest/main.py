@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from collections.abc import Mapping
 
 import asyncpg
+from pydantic import ValidationError
 
 from humiao.adapters.db import create_pool
 from humiao.adapters.publisher import EventPublisher, PublisherOptions
@@ -33,35 +32,15 @@ from humiao.ingest.api import (
     IngestServicer,
 )
 from humiao.ingest.credentials import (
-    ENV_VAR,
     CredentialsError,
     CredentialStore,
     load_credentials,
 )
 from humiao.ingest.metrics import CALLS, DB_POOL
+from humiao.ingest.settings import IngestSettings
 from humiao.runtime import Registration, run_grpc_service, setup_logging
 
 log = logging.getLogger("humiao.ingest")
-
-#: Seconds one publish may wait for Kafka in all before the call is answered UNAVAILABLE.
-PUBLISH_TIMEOUT_ENV = "HUMIAO_INGEST_PUBLISH_TIMEOUT_SECONDS"
-DEFAULT_PUBLISH_TIMEOUT = 10.0
-
-
-def publisher_options(env: Mapping[str, str]) -> PublisherOptions:
-    """Producer timing from HUMIAO_INGEST_PUBLISH_TIMEOUT_SECONDS (RuntimeError if bad)."""
-    raw = env.get(PUBLISH_TIMEOUT_ENV, "").strip()
-    if not raw:
-        return PublisherOptions.with_publish_timeout(DEFAULT_PUBLISH_TIMEOUT)
-    try:
-        seconds = float(raw)
-    except ValueError:
-        seconds = float("nan")
-    if not 0.5 <= seconds <= 600:  # also false for nan
-        raise RuntimeError(f"{PUBLISH_TIMEOUT_ENV}: must be a number of seconds from 0.5 "
-                           f"to 600, got {raw!r}")
-    return PublisherOptions.with_publish_timeout(seconds)
-
 
 def database_dsn(settings: DatabaseSettings) -> str:
     return settings.required_dsn("ingest")
@@ -122,24 +101,22 @@ async def close(deps: Dependencies) -> None:
         await deps.pool.close()
 
 
-async def serve(
-    environ: Mapping[str, str] | None = None, stop: asyncio.Event | None = None
-) -> None:
+async def serve(stop: asyncio.Event | None = None) -> None:
     """Run the gateway until SIGTERM/SIGINT (or `stop`)."""
-    env = os.environ if environ is None else environ
     service = ServiceSettings()
+    settings = IngestSettings()
     kafka = KafkaSettings()
     db = DatabaseSettings()
     privacy = PrivacySettings()
     setup_logging(service.humiao_log_level)
-    credentials: CredentialStore = load_credentials(env.get(ENV_VAR))
+    credentials: CredentialStore = load_credentials(settings.credentials_spec)
     log.info("loaded %d source credentials", len(credentials))
     refuse_development_secrets("ingest", {
         "HUMIAO_PSEUDONYM_KEY": privacy.humiao_pseudonym_key.get_secret_value(),
         "HUMIAO_RECORD_SIGNING_KEY": kafka.humiao_record_signing_key.get_secret_value(),
     }, credentials.token_hashes())
     kafka.bootstrap  # noqa: B018 (fail fast with a clear message if unset)
-    options = publisher_options(env)
+    options = settings.publisher_options()
     dsn = await asyncio.to_thread(database_dsn, db)
     deps = Dependencies()
     servicer = IngestServicer(deps, credentials, pseudonym_key=privacy.secret)
@@ -171,7 +148,7 @@ async def serve(
 def main() -> int:
     try:
         asyncio.run(serve())
-    except (CredentialsError, RuntimeError) as exc:  # configuration: say what, no traceback
+    except (CredentialsError, RuntimeError, ValidationError) as exc:  # say what, no traceback
         logging.basicConfig()
         log.error("cannot start: %s", exc)
         return 2
