@@ -291,82 +291,107 @@ def extended(indexed: IndexedTimeline, new: Iterable[Envelope]) -> IndexedTimeli
     Equal to indexing everything again (tests/unit/test_timeline_extended.py), at the
     cost of the new facts."""
     tl = indexed.timeline
-    child_id = tl.child_id
-    disbursements: list[tuple[Envelope, Disbursement]] | None = None
-    cycles: list[Envelope] | None = None
-    cycle_months: list[int] = tl.cycle_months
-    standards: dict[tuple[str, Program], tuple[list[int], list[Envelope]]] | None = None
-    regions = _regions(tl)
+    growth = _Growth(indexed, _regions(tl))
     for env in new:
         if env.event_id in indexed.retracted_targets:
             return None
-        body = env.body
-        kind = type(body)
+        kind = type(env.body)
         if kind is Disbursement:
-            d = cast(Disbursement, body)
-            if d.child_id != child_id:
-                continue  # does not concern the child
-            did = d.disbursement_id
-            if did in indexed.reversed_ids:
-                return None
-            if disbursements is None:
-                disbursements = list(tl.disbursements)
-            for _, other in disbursements:
-                if other.disbursement_id == did:
-                    return None  # versions of one payment: the latest recorded counts
-            payee = d.payee_id
-            if (
-                payee in indexed.persons_with_facts
-                and payee != child_id
-                and payee not in tl.person_deaths
-                and payee not in tl.person_changes
-            ):
-                return None
-            bisect.insort(disbursements, (env, d), key=_payment_event_id)
+            fits = growth.payment(env, cast(Disbursement, env.body))
         elif kind is PaymentCycleClosed:
-            c = cast(PaymentCycleClosed, body)
-            if c.region not in regions:
-                continue  # a region the child is not enrolled in
-            if cycles is None:
-                cycles, cycle_months = list(tl.cycles), list(tl.cycle_months)
-            month = c.period.index
-            i = bisect.bisect_left(cycle_months, month)
-            while i < len(cycles) and cycle_months[i] == month:
-                region = cast(PaymentCycleClosed, cycles[i].body).region
-                if region == c.region:
-                    return None  # two closes of one cycle: the latest recorded counts
-                if region > c.region:
-                    break
-                i += 1
-            cycles.insert(i, env)
-            cycle_months.insert(i, month)
+            fits = growth.cycle_close(env, cast(PaymentCycleClosed, env.body))
         elif kind is AllowanceStandardSet:
-            a = cast(AllowanceStandardSet, body)
-            if a.region not in regions:
-                continue  # a region the child is not enrolled in
-            if standards is None:
-                standards = dict(tl.standards)
-            key = (a.region, a.program)
-            month = a.effective_from.index
-            months, envs = standards.get(key, ((), ()))
-            i = bisect.bisect_left(months, month)
-            if i < len(months) and months[i] == month:
-                return None  # two standards from one month: the latest recorded counts
-            standards[key] = ([*months[:i], month, *months[i:]], [*envs[:i], env, *envs[i:]])
+            fits = growth.standard(env, cast(AllowanceStandardSet, env.body))
         else:
             return None
-    if disbursements is None and cycles is None and standards is None:
+        if not fits:
+            return None
+    if growth.disbursements is None and growth.cycles is None and growth.standards is None:
         return indexed
     grown = _with_periodic(
         tl,
-        tl.disbursements if disbursements is None else disbursements,
-        tl.standards if standards is None else standards,
-        tl.cycles if cycles is None else cycles,
-        cycle_months,
+        tl.disbursements if growth.disbursements is None else growth.disbursements,
+        tl.standards if growth.standards is None else growth.standards,
+        tl.cycles if growth.cycles is None else growth.cycles,
+        growth.cycle_months,
     )
     return IndexedTimeline(
         grown, indexed.reversed_ids, indexed.retracted_targets, indexed.persons_with_facts
     )
+
+
+class _Growth:
+    """What `extended` adds to an indexed timeline; the lists are copied when first
+    touched. Each method says False when the new fact settles something already there
+    (the history must then be indexed again)."""
+
+    __slots__ = ("cycle_months", "cycles", "disbursements", "indexed", "regions", "standards")
+
+    def __init__(self, indexed: IndexedTimeline, regions: set[str]) -> None:
+        self.indexed = indexed
+        self.regions = regions
+        self.disbursements: list[tuple[Envelope, Disbursement]] | None = None
+        self.cycles: list[Envelope] | None = None
+        self.cycle_months: list[int] = indexed.timeline.cycle_months
+        self.standards: dict[tuple[str, Program], tuple[list[int], list[Envelope]]] | None = None
+
+    def payment(self, env: Envelope, d: Disbursement) -> bool:
+        indexed, tl = self.indexed, self.indexed.timeline
+        if d.child_id != tl.child_id:
+            return True  # does not concern the child
+        did = d.disbursement_id
+        if did in indexed.reversed_ids:
+            return False
+        if self.disbursements is None:
+            self.disbursements = list(tl.disbursements)
+        for _, other in self.disbursements:
+            if other.disbursement_id == did:
+                return False  # versions of one payment: the latest recorded counts
+        payee = d.payee_id
+        if (
+            payee in indexed.persons_with_facts
+            and payee != tl.child_id
+            and payee not in tl.person_deaths
+            and payee not in tl.person_changes
+        ):
+            return False
+        bisect.insort(self.disbursements, (env, d), key=_payment_event_id)
+        return True
+
+    def cycle_close(self, env: Envelope, c: PaymentCycleClosed) -> bool:
+        if c.region not in self.regions:
+            return True  # a region the child is not enrolled in
+        if self.cycles is None:
+            tl = self.indexed.timeline
+            self.cycles, self.cycle_months = list(tl.cycles), list(tl.cycle_months)
+        cycles, cycle_months = self.cycles, self.cycle_months
+        month = c.period.index
+        i = bisect.bisect_left(cycle_months, month)
+        while i < len(cycles) and cycle_months[i] == month:
+            region = cast(PaymentCycleClosed, cycles[i].body).region
+            if region == c.region:
+                return False  # two closes of one cycle: the latest recorded counts
+            if region > c.region:
+                break
+            i += 1
+        cycles.insert(i, env)
+        cycle_months.insert(i, month)
+        return True
+
+    def standard(self, env: Envelope, a: AllowanceStandardSet) -> bool:
+        if a.region not in self.regions:
+            return True  # a region the child is not enrolled in
+        if self.standards is None:
+            self.standards = dict(self.indexed.timeline.standards)
+        key = (a.region, a.program)
+        month = a.effective_from.index
+        months, envs = self.standards.get(key, ((), ()))
+        i = bisect.bisect_left(months, month)
+        if i < len(months) and months[i] == month:
+            return False  # two standards from one month: the latest recorded counts
+        self.standards[key] = ([*months[:i], month, *months[i:]],
+                               [*envs[:i], env, *envs[i:]])
+        return True
 
 
 def _regions(tl: Timeline) -> set[str]:
@@ -454,15 +479,32 @@ def _newer(env: Envelope, old: Envelope) -> bool:
     return a > b or (a == b and env.event_id > old.event_id)
 
 
-def _index(
+@dataclass(slots=True)
+class _Piles:
+    """A child's envelopes sorted by what they are, the latest of each kept (_sort)."""
+
+    enrollments: dict[Program, Envelope]
+    ends_all: list[Envelope]
+    deaths: dict[str, Envelope]
+    adoption: Envelope | None
+    extension: Envelope | None
+    guardians_by_date: dict[dt.date, Envelope]
+    disb: dict[str, Envelope]
+    reversed_ids: set[str]
+    changes: dict[str, list[Envelope]]
+    standards_raw: dict[tuple[str, Program, int], Envelope]
+    cycles_raw: dict[tuple[int, str], Envelope]
+    retractions: dict[str, str]
+    approvals: dict[Program, list[dt.date]]  # every enrollment's, per program
+
+
+def _sort(
     child_id: str,
     unique: dict[str, Envelope],
     gone: Collection[str],
     months: Collection[int] | None,
-) -> tuple[Timeline, dict[str, str], _Seen]:
-    """The timeline of the envelopes in `unique` not in `gone`, every retraction seen
-    (own id -> retracted id) so the caller can tell whether `gone` must be computed, and
-    what IndexedTimeline keeps of the rest."""
+) -> _Piles:
+    """One pass over the envelopes not in `gone` (locals in the loop: it is the hot one)."""
     enrollments: dict[Program, Envelope] = {}
     ends_all: list[Envelope] = []
     deaths: dict[str, Envelope] = {}
@@ -475,7 +517,7 @@ def _index(
     standards_raw: dict[tuple[str, Program, int], Envelope] = {}
     cycles_raw: dict[tuple[int, str], Envelope] = {}
     retractions: dict[str, str] = {}
-    approvals: dict[Program, list[dt.date]] = {}  # every enrollment's, per program
+    approvals: dict[Program, list[dt.date]] = {}
 
     for eid, env in unique.items():
         if eid in gone:
@@ -521,70 +563,105 @@ def _index(
             extension is None or rank(env) > rank(extension)
         ):
             extension = env
+    return _Piles(enrollments, ends_all, deaths, adoption, extension, guardians_by_date, disb,
+                  reversed_ids, changes, standards_raw, cycles_raw, retractions, approvals)
 
+
+def _ends_in_force(p: _Piles) -> dict[Program, Envelope]:
+    """Per program, the latest end of the spell in force (DESIGN.md 3: spells)."""
     ends: dict[Program, Envelope] = {}
-    for env in ends_all:
+    for env in p.ends_all:
         e = cast(EnrollmentEnded, env.body)
-        enr = enrollments.get(e.program)
+        enr = p.enrollments.get(e.program)
         if enr is not None and ends_spell_in_force(
-            e.effective_date, cast(ChildEnrolled, enr.body).approved_on, approvals[e.program]
+            e.effective_date, cast(ChildEnrolled, enr.body).approved_on, p.approvals[e.program]
         ):
             _keep_latest(ends, e.program, env)
+    return ends
 
-    guardian_dates = sorted(guardians_by_date)
-    guardians = [guardians_by_date[day] for day in guardian_dates]
 
+def _payments(p: _Piles, months: Collection[int] | None) -> list[tuple[Envelope, Disbursement]]:
+    """The child's unreversed payments (of `months` when given), by event id."""
     kept = (
-        [env for did, env in disb.items() if did not in reversed_ids]
-        if reversed_ids
-        else list(disb.values())
+        [env for did, env in p.disb.items() if did not in p.reversed_ids]
+        if p.reversed_ids
+        else list(p.disb.values())
     )
     if months is not None:
         kept = [env for env in kept if cast(Disbursement, env.body).period.index in months]
     kept.sort(key=_EVENT_ID)
-    disbursements = cast(
-        list[tuple[Envelope, Disbursement]], [(env, env.body) for env in kept]
-    )
+    return cast(list[tuple[Envelope, Disbursement]], [(env, env.body) for env in kept])
 
+
+def _persons(
+    p: _Piles, child_id: str, guardians: list[Envelope],
+    disbursements: list[tuple[Envelope, Disbursement]],
+) -> tuple[dict[str, Envelope], dict[str, list[Envelope]]]:
+    """Deaths and status changes of the people the child's facts name (parents,
+    guardians, payees), the child's own death aside."""
+    person_deaths: dict[str, Envelope] = {}
+    person_changes: dict[str, list[Envelope]] = {}
+    if not (p.deaths or p.changes):
+        return person_deaths, person_changes
     named = {child_id}
-    for env in enrollments.values():
-        named.update([p.person_id for p in cast(ChildEnrolled, env.body).parents])
+    for env in p.enrollments.values():
+        named.update([parent.person_id for parent in cast(ChildEnrolled, env.body).parents])
     for env in guardians:
         named.add(cast(GuardianAppointed, env.body).guardian_id)
     named.update([d.payee_id for _, d in disbursements])
-    person_deaths: dict[str, Envelope] = {}
-    person_changes: dict[str, list[Envelope]] = {}
-    if deaths or changes:
-        for pid in named:
-            if pid in deaths and pid != child_id:
-                person_deaths[pid] = deaths[pid]
-            if pid in changes:
-                person_changes[pid] = changes[pid]
+    for pid in named:
+        if pid in p.deaths and pid != child_id:
+            person_deaths[pid] = p.deaths[pid]
+        if pid in p.changes:
+            person_changes[pid] = p.changes[pid]
+    return person_deaths, person_changes
 
-    regions = {cast(ChildEnrolled, env.body).region for env in enrollments.values()}
+
+def _standards(
+    p: _Piles, regions: set[str]
+) -> dict[tuple[str, Program], tuple[list[int], list[Envelope]]]:
+    """The allowance standards of the child's regions, by (region, program), in order."""
     by_key: dict[tuple[str, Program], list[tuple[int, Envelope]]] = {}
-    for (region, program, idx), env in standards_raw.items():
+    for (region, program, idx), env in p.standards_raw.items():
         if region in regions:
             by_key.setdefault((region, program), []).append((idx, env))
     standards: dict[tuple[str, Program], tuple[list[int], list[Envelope]]] = {}
     for skey, items in by_key.items():
         items.sort(key=itemgetter(0))
         standards[skey] = ([i for i, _ in items], [e for _, e in items])
-    cycle_keys = [key for key in sorted(cycles_raw) if key[1] in regions]
+    return standards
+
+
+def _index(
+    child_id: str,
+    unique: dict[str, Envelope],
+    gone: Collection[str],
+    months: Collection[int] | None,
+) -> tuple[Timeline, dict[str, str], _Seen]:
+    """The timeline of the envelopes in `unique` not in `gone`, every retraction seen
+    (own id -> retracted id) so the caller can tell whether `gone` must be computed, and
+    what IndexedTimeline keeps of the rest."""
+    p = _sort(child_id, unique, gone, months)
+    guardian_dates = sorted(p.guardians_by_date)
+    guardians = [p.guardians_by_date[day] for day in guardian_dates]
+    disbursements = _payments(p, months)
+    person_deaths, person_changes = _persons(p, child_id, guardians, disbursements)
+    regions = {cast(ChildEnrolled, env.body).region for env in p.enrollments.values()}
+    cycle_keys = [key for key in sorted(p.cycles_raw) if key[1] in regions]
     tl = Timeline(
         child_id,
-        enrollments,
-        ends,
-        deaths.get(child_id),
-        adoption,
-        extension,
+        p.enrollments,
+        _ends_in_force(p),
+        p.deaths.get(child_id),
+        p.adoption,
+        p.extension,
         guardian_dates,
         guardians,
         disbursements,
         person_deaths,
         person_changes,
-        standards,
-        [cycles_raw[key] for key in cycle_keys],
+        _standards(p, regions),
+        [p.cycles_raw[key] for key in cycle_keys],
         [key[0] for key in cycle_keys],
     )
-    return tl, retractions, (reversed_ids, deaths, changes)
+    return tl, p.retractions, (p.reversed_ids, p.deaths, p.changes)
