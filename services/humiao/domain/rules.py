@@ -512,40 +512,52 @@ class _Evaluator:
                         (env.event_id, plan.enrollment_id), d, plan.region, plan.policy
                     )
                 continue
-            region, basis = self.region_for(program, d.region)
-            period = d.period
-            for c in self.causes(program, period, self.policies.for_region(region)):
-                self.add(
-                    c.code,
-                    region,
-                    period,
-                    d.disbursement_id,
-                    program,
-                    d.amount_fen,
-                    (env.event_id, *basis, *c.evidence),
-                    explain.not_payable(c, period, d.amount_fen),
-                )
+            self.check_not_payable(env, d)
         if len(paid_periods) < len(tl.disbursements):  # a month paid more than once
-            by_month: dict[int, list[tuple[Envelope, Disbursement]]] = {}
-            for idx, env, d in payable:
-                by_month.setdefault(idx, []).append((env, d))
-            for pairs in by_month.values():
-                if len(pairs) > 1:
-                    self.check_duplicate(pairs)
-        cycles = tl.cycles
-        months = tl.cycle_months
-        if len(months) != len(cycles):  # a Timeline built by hand
-            months = [cast(PaymentCycleClosed, env.body).period.index for env in cycles]
-        if not paid_periods.issuperset(months):  # usually every closed month was paid
-            # sorted by (period, region): one alert per period at most
-            for env, month in zip(cycles, months, strict=True):
-                if month not in paid_periods and self.check_missed(
-                    env, cast(PaymentCycleClosed, env.body)
-                ):
-                    paid_periods.add(month)
+            self.check_duplicates(payable)
+        self.check_missed_months(paid_periods)
         if len(self.drafts) > 1:
             self.drafts.sort(key=_IDENTITY)
         return self.drafts
+
+    def check_not_payable(self, env: Envelope, d: Disbursement) -> None:
+        """A payment for a month that is not payable: every reason that applies."""
+        region, basis = self.region_for(d.program, d.region)
+        period = d.period
+        for c in self.causes(d.program, period, self.policies.for_region(region)):
+            self.add(
+                c.code,
+                region,
+                period,
+                d.disbursement_id,
+                d.program,
+                d.amount_fen,
+                (env.event_id, *basis, *c.evidence),
+                explain.not_payable(c, period, d.amount_fen),
+            )
+
+    def check_duplicates(self, payable: list[tuple[int, Envelope, Disbursement]]) -> None:
+        by_month: dict[int, list[tuple[Envelope, Disbursement]]] = {}
+        for idx, env, d in payable:
+            by_month.setdefault(idx, []).append((env, d))
+        for pairs in by_month.values():
+            if len(pairs) > 1:
+                self.check_duplicate(pairs)
+
+    def check_missed_months(self, paid_periods: set[int]) -> None:
+        """Closed months with no payment (`paid_periods` grows as alerts are raised)."""
+        cycles = self.tl.cycles
+        months = self.tl.cycle_months
+        if len(months) != len(cycles):  # a Timeline built by hand
+            months = [cast(PaymentCycleClosed, env.body).period.index for env in cycles]
+        if paid_periods.issuperset(months):  # usually every closed month was paid
+            return
+        # sorted by (period, region): one alert per period at most
+        for env, month in zip(cycles, months, strict=True):
+            if month not in paid_periods and self.check_missed(
+                env, cast(PaymentCycleClosed, env.body)
+            ):
+                paid_periods.add(month)
 
     def _plan(self, program: Program, plans: dict[Program, _Plan | None]) -> _Plan | None:
         """What the per-payment fast path needs for `program`, computed once per child."""
