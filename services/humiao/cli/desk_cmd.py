@@ -760,6 +760,32 @@ def register(sub: Any) -> None:
     p.add_argument("--limit", type=_positive, help="stop after this many changes")
     p.set_defaults(func=cmd_watch)
 
+    _register_transitions(verbs)
+
+    p = verbs.add_parser("note", help="add a note to an alert")
+    _common(p)
+    p.add_argument("alert_id")
+    p.add_argument("text")
+    p.set_defaults(func=cmd_note)
+
+    child = sub.add_parser("child", help="a child's facts (staff)")
+    child_verbs = child.add_subparsers(dest="verb", metavar="VERB", required=True)
+    p = child_verbs.add_parser("timeline", help="every fact in valid-time order (audited)")
+    _common(p)
+    p.add_argument("child", metavar="ID_OR_KEY")
+    p.add_argument("--masked", action="store_true", help=MASKED_HELP)
+    p.set_defaults(func=cmd_timeline)
+
+    p = sub.add_parser("summary", help="totals per region, code and status")
+    _common(p)
+    p.add_argument("--region", action="append")
+    p.add_argument("--period-from")
+    p.add_argument("--period-to")
+    p.set_defaults(func=cmd_summary)
+
+
+def _register_transitions(verbs: Any) -> None:
+    """ack, assign, resolve, reopen: one staff step each, under the version read."""
     for name, helptext, builder, extra in (
         ("ack", "claim an alert (OPEN/REOPENED -> ACKNOWLEDGED)", _ack, "note"),
         ("assign", "give an alert to a named investigator (supervisor)", _assign, "assign"),
@@ -794,24 +820,3 @@ def register(sub: Any) -> None:
         else:
             p.add_argument("--reason", required=True)
         p.set_defaults(func=_transition(method, builder))
-
-    p = verbs.add_parser("note", help="add a note to an alert")
-    _common(p)
-    p.add_argument("alert_id")
-    p.add_argument("text")
-    p.set_defaults(func=cmd_note)
-
-    child = sub.add_parser("child", help="a child's facts (staff)")
-    child_verbs = child.add_subparsers(dest="verb", metavar="VERB", required=True)
-    p = child_verbs.add_parser("timeline", help="every fact in valid-time order (audited)")
-    _common(p)
-    p.add_argument("child", metavar="ID_OR_KEY")
-    p.add_argument("--masked", action="store_true", help=MASKED_HELP)
-    p.set_defaults(func=cmd_timeline)
-
-    p = sub.add_parser("summary", help="totals per region, code and status")
-    _common(p)
-    p.add_argument("--region", action="append")
-    p.add_argument("--period-from")
-    p.add_argument("--period-to")
-    p.set_defaults(func=cmd_summary)

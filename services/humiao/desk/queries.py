@@ -306,23 +306,7 @@ async def transition(
         )
         if updated is None:  # cannot happen under the row lock; kept as a guard
             raise Aborted(f"alert {alert_id} changed meanwhile; read it again")
-        payload = alert_version_from_row(
-            dict(updated),
-            changed_at=updated["updated_at"],
-            changed_by=actor,
-            change_reason=change.reason,
-        )
-        await conn.execute(
-            "INSERT INTO alert_versions (alert_id, version, status, changed_at, changed_by,"
-            " change_reason, payload) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            alert_id,
-            updated["version"],
-            updated["status"],
-            updated["updated_at"],
-            actor,
-            change.reason,
-            payload.SerializeToString(),
-        )
+        await _record_version(conn, updated, actor, change.reason)
         if note:
             await conn.execute(
                 "INSERT INTO alert_notes (alert_id, author, body) VALUES ($1, $2, $3)",
@@ -340,6 +324,21 @@ async def transition(
             detail=change.reason,
         )
         return updated
+
+
+async def _record_version(
+    conn: asyncpg.Connection, updated: asyncpg.Record, actor: str, reason: str
+) -> None:
+    """The new version in the history (and, through the outbox, on the alerts topic)."""
+    payload = alert_version_from_row(
+        dict(updated), changed_at=updated["updated_at"], changed_by=actor, change_reason=reason
+    )
+    await conn.execute(
+        "INSERT INTO alert_versions (alert_id, version, status, changed_at, changed_by,"
+        " change_reason, payload) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        updated["alert_id"], updated["version"], updated["status"], updated["updated_at"],
+        actor, reason, payload.SerializeToString(),
+    )
 
 
 async def summary(

@@ -333,16 +333,7 @@ def start_stack(
     parts = partitions or (previous.partitions if previous else kafka_env.humiao_partitions)
     started: list[tuple[int, str]] = []
     try:
-        broker_pid: int | None = None
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        if not bootstrap:
-            if previous and previous.broker_pid and is_ours(previous.broker_pid, "broker"):
-                bootstrap, broker_pid = previous.kafka_bootstrap, previous.broker_pid
-                progress(f"broker: reusing pid {broker_pid} at {bootstrap}")
-            else:
-                bootstrap, broker_pid = _start_broker(directory)
-                started.append((broker_pid, "broker"))
-                progress(f"broker: Tansu (memory storage) at {bootstrap}, pid {broker_pid}")
+        bootstrap, broker_pid = _broker(directory, previous, started, progress)
         dsn = database_url or resolve_database(directory)
         progress("database: ready")
         # A new, empty broker: offsets stored against the old one mean nothing.
@@ -367,23 +358,7 @@ def start_stack(
             "PYTHONUNBUFFERED": "1",
             **(extra_env or {}),
         }
-        root = project_root()
-        pending: dict[str, Service] = {}
-        for name in services_for(env):
-            service = spawn(name, MODULES[name], env, directory, cwd=root)
-            _CHILDREN[service.pid] = service.process
-            started.append((service.pid, MODULES[name]))
-            pending[name] = service
-        services: dict[str, ServiceInfo] = {}
-        deadline = time.monotonic() + timeout
-        for name, service in pending.items():
-            try:
-                service.wait_ready(max(5.0, deadline - time.monotonic()))
-            except ServiceFailed as exc:
-                raise StackError(str(exc)) from None
-            services[name] = ServiceInfo(pid=service.pid, grpc=service.grpc,
-                                         metrics=service.metrics)
-            progress(f"{name}: SERVING on {service.grpc}, metrics {service.metrics}")
+        services = _start_services(directory, env, started, timeout, progress)
         state = StackState(
             state_dir=str(directory),
             kafka_bootstrap=bootstrap,
@@ -403,6 +378,43 @@ def start_stack(
         for pid, marker in reversed(started):
             terminate(pid, marker, timeout=10)
         raise
+
+
+def _broker(directory: Path, previous: StackState | None, started: list[tuple[int, str]],
+            progress: Callable[[str], None]) -> tuple[str, int | None]:
+    """KAFKA_BOOTSTRAP_SERVERS when set; else the earlier start's live broker; else a new
+    one (added to `started`)."""
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if bootstrap:
+        return bootstrap, None
+    if previous and previous.broker_pid and is_ours(previous.broker_pid, "broker"):
+        progress(f"broker: reusing pid {previous.broker_pid} at {previous.kafka_bootstrap}")
+        return previous.kafka_bootstrap, previous.broker_pid
+    bootstrap, broker_pid = _start_broker(directory)
+    started.append((broker_pid, "broker"))
+    progress(f"broker: Tansu (memory storage) at {bootstrap}, pid {broker_pid}")
+    return bootstrap, broker_pid
+
+
+def _start_services(directory: Path, env: Mapping[str, str], started: list[tuple[int, str]],
+                    timeout: float, progress: Callable[[str], None]) -> dict[str, ServiceInfo]:
+    """Spawn every service the environment asks for, then wait until each is SERVING."""
+    pending: dict[str, Service] = {}
+    for name in services_for(env):
+        service = spawn(name, MODULES[name], env, directory, cwd=project_root())
+        _CHILDREN[service.pid] = service.process
+        started.append((service.pid, MODULES[name]))
+        pending[name] = service
+    services: dict[str, ServiceInfo] = {}
+    deadline = time.monotonic() + timeout
+    for name, service in pending.items():
+        try:
+            service.wait_ready(max(5.0, deadline - time.monotonic()))
+        except ServiceFailed as exc:
+            raise StackError(str(exc)) from None
+        services[name] = ServiceInfo(pid=service.pid, grpc=service.grpc, metrics=service.metrics)
+        progress(f"{name}: SERVING on {service.grpc}, metrics {service.metrics}")
+    return services
 
 
 async def _forget_offsets(dsn: str, topic: str) -> bool:
