@@ -34,7 +34,7 @@ from humiao.desk.api import AlertDeskServicer
 from humiao.desk.auth import StaffDirectory, hash_token, parse_credentials
 from humiao.desk.watch import ChangeFeed
 from humiao.domain import events as ev
-from humiao.domain.identity import citizen_id_check_char, pseudonym
+from humiao.domain.identity import compose_citizen_id, pseudonym
 from humiao.domain.policy import PolicyBook
 from humiao.domain.values import Period, Program, Situation
 from humiao.verifier.metrics import VerifierMetrics
@@ -75,8 +75,7 @@ _T0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
 def person(region: str = REGION_A, born: dt.date = dt.date(2012, 3, 4)) -> str:
     """A fresh valid citizen ID number."""
-    first17 = f"{region}{born:%Y%m%d}{next(_serial) % 1000:03d}"
-    return first17 + citizen_id_check_char(first17)
+    return compose_citizen_id(region, born, next(_serial))
 
 
 def envelope(body: ev.Body) -> ev.Envelope:

@@ -37,8 +37,8 @@ from humiao.domain.events import (
     PersonStatusChanged,
     SchoolingExtension,
 )
-from humiao.domain.identity import citizen_id_check_char
-from humiao.domain.validation import MAX_AMOUNT_FEN, unified_credit_code_check_char
+from humiao.domain.identity import compose_citizen_id
+from humiao.domain.validation import MAX_AMOUNT_FEN, compose_credit_code
 from humiao.domain.values import EnrollmentEndReason, Period, Program, Situation, StatusChange
 
 RECORDED_FROM = dt.datetime(2020, 1, 1)
@@ -52,16 +52,8 @@ ADULT_BORN_TO = dt.date(2001, 12, 31)
 _USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
 
-def make_citizen_id(region: int, born: dt.date, sequence: int) -> str:
-    """A valid citizen ID number (GB 11643 check digit) from its parts."""
-    first17 = f"{region:06d}{born:%Y%m%d}{sequence:03d}"
-    return first17 + citizen_id_check_char(first17)
-
-
-def make_credit_code(prefix: str, region: int, organisation: str) -> str:
-    """A valid unified social credit code (GB 32100 check character)."""
-    first17 = f"{prefix}{region:06d}{organisation}"
-    return first17 + unified_credit_code_check_char(first17)
+make_citizen_id = compose_citizen_id
+make_credit_code = compose_credit_code
 
 
 # --- hypothesis strategies ----------------------------------------------------------------

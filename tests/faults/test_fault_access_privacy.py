@@ -54,9 +54,11 @@ from humiao.api.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from humiao.cli.ingest_cmd import import_file, open_stub
 from humiao.config import KafkaSettings
 from humiao.domain import events as ev
+from humiao.domain.identity import compose_citizen_id as citizen_id
 from humiao.domain.identity import looks_like_citizen_id, pseudonym
 from humiao.domain.values import Period, Program, Situation
-from humiao.verifier.synthetic import at, citizen_id, city
+from humiao_dev.bench.workload import at
+from humiao_dev.demo.generator import history as city_history
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -120,7 +122,7 @@ def _city(kafka: KafkaSettings, dsn: str, work: Path) -> Iterator[City]:
     )
     services = start_serving(("ingest", "verifier", "desk"), env, work)
     try:
-        history = city(60, months=12, seed=SEED)
+        history = city_history(60, months=12, seed=SEED)
         lines = work / "city.jsonl"
         lines.write_text("".join(proto_to_json(envelope_to_proto(e)) + "\n"
                                  for e in history.envelopes))

@@ -37,7 +37,7 @@ from humiao.adapters.codec import envelope_from_bytes, envelope_to_proto
 from humiao.api.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from humiao.config import KafkaSettings
 from humiao.ingest.grants import own_form
-from humiao.verifier.synthetic import city
+from humiao_dev.demo.generator import history as city_history
 from humiao_dev.stack.broker import EmbeddedBroker, start_broker
 from integration.verifier_support import (
     alert_rows,
@@ -73,7 +73,7 @@ async def test_broker_frozen_then_thawed(
     make_database: Callable[[], Awaitable[str]],
     tmp_path: Path,
 ) -> None:
-    history = city(90, months=12, seed=SEED)
+    history = city_history(90, months=12, seed=SEED)
     events = [envelope_to_proto(e) for e in shuffled(history.envelopes, seed=SEED)]
     first, second = events[: len(events) // 2], events[len(events) // 2:]
     topics = make_topics(4, bootstrap=own_broker.bootstrap)

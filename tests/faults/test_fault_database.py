@@ -52,7 +52,7 @@ from humiao.api.events.v1 import events_pb2
 from humiao.api.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from humiao.config import KafkaSettings
 from humiao.ingest.grants import own_form
-from humiao.verifier.synthetic import city
+from humiao_dev.demo.generator import history as city_history
 from integration.verifier_support import (
     alert_rows,
     assert_alerts_match,
@@ -86,7 +86,7 @@ async def test_postgres_cut_mid_processing_then_restored(
     make_database: Callable[[], Awaitable[str]],
     tmp_path: Path,
 ) -> None:
-    history = city(150, months=14, seed=SEED)
+    history = city_history(150, months=14, seed=SEED)
     events = [envelope_to_proto(e) for e in shuffled(history.envelopes, seed=SEED)]
     first, second = events[: len(events) * 2 // 3], events[len(events) * 2 // 3:]
     topics = make_topics(4)

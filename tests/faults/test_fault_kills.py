@@ -37,7 +37,7 @@ from fault_support import (
 from humiao.adapters.alerts_codec import alert_version_from_bytes
 from humiao.api.alerts.v1 import alerts_pb2
 from humiao.config import KafkaSettings
-from humiao.verifier.synthetic import city
+from humiao_dev.demo.generator import history as city_history
 from integration.verifier_support import (
     alert_rows,
     assert_alerts_match,
@@ -88,7 +88,7 @@ async def test_twenty_odd_sigkills_change_no_alert_and_no_version(
     tmp_path: Path,
 ) -> None:
     rng = random.Random(SEED)
-    history = city(110, months=13, seed=SEED % 1000)
+    history = city_history(110, months=13, seed=SEED % 1000)
     # Shuffled (with repeats), so late facts withdraw and reopen alerts: versions 1..n.
     records = shuffled(history.envelopes + history.envelopes[::9], seed=SEED)
     calm_topics, rough_topics = make_topics(1), make_topics(1)

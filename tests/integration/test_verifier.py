@@ -28,11 +28,13 @@ from humiao.adapters.progress import wait_caught_up
 from humiao.adapters.topics import ensure_topics
 from humiao.config import KafkaSettings
 from humiao.domain import events as ev
+from humiao.domain.identity import compose_citizen_id as citizen_id
 from humiao.domain.identity import redact_ids_in_bytes
 from humiao.domain.values import Period, Program, Situation
 from humiao.verifier.main import Verifier
 from humiao.verifier.settings import VerifierSettings
-from humiao.verifier.synthetic import at, citizen_id, city
+from humiao_dev.bench.workload import at
+from humiao_dev.demo.generator import history as city_history
 
 pytestmark = [pytest.mark.integration]
 
@@ -82,7 +84,7 @@ async def test_two_instances_on_shuffled_input_agree_with_the_domain(
     kafka_settings: KafkaSettings, database_url: str
 ) -> None:
     group = _group()
-    history = city(90, months=14, seed=3)
+    history = city_history(90, months=14, seed=3)
     envelopes = shuffled(history.envelopes + history.envelopes[::7], seed=11)  # with repeats
     ensure_topics(kafka_settings)
     # The second keeps no working set in memory: every batch reads what it needs from
@@ -102,7 +104,7 @@ async def test_two_instances_on_shuffled_input_agree_with_the_domain(
         await wait_caught_up(database_url, kafka_settings, group, timeout=60)
         rows = await alert_rows(database_url)
         drafts = expected_drafts(history.envelopes, history.child_ids)
-        assert len(drafts) > 50
+        assert len(drafts) > 40  # the generator injects a set of irregularities per city
         assert_alerts_match(rows, drafts)
         # the instance with a working set re-checked held children by their new months
         assert first.consumer is not None and second.consumer is not None
@@ -129,7 +131,7 @@ async def test_garbage_goes_to_dead_letters_and_processing_goes_on(
     kafka_settings: KafkaSettings, database_url: str
 ) -> None:
     group = _group()
-    history = city(12, months=10, seed=5)
+    history = city_history(12, months=10, seed=5)
     ensure_topics(kafka_settings)
     good = citizen_id("110105", dt.date(2012, 1, 1), 1)
     broken = good[:-1] + ("1" if good[-1] != "1" else "2")  # wrong check digit

@@ -14,7 +14,7 @@ from verifier_support import alert_rows, assert_alerts_match, expected_drafts
 from desk_support import VerifierDriver
 from humiao.adapters.db import create_pool
 from humiao.domain.events import Envelope
-from humiao.verifier.synthetic import city
+from humiao_dev.demo.generator import history as city_history
 
 pytestmark = [pytest.mark.integration]
 
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.integration]
 async def test_every_batch_leaves_exactly_the_alerts_the_domain_implies(
     database_url: str, order: str
 ) -> None:
-    history = city(30, months=10, seed=5)
+    history = city_history(30, months=10, seed=5)
     envelopes = list(history.envelopes)
     rng = random.Random(3)
     if order != "recorded":

@@ -29,7 +29,7 @@ from humiao.adapters.db import create_pool
 from humiao.adapters.progress import wait_caught_up
 from humiao.adapters.topics import ensure_topics
 from humiao.config import KafkaSettings
-from humiao.verifier.synthetic import city
+from humiao_dev.demo.generator import history as city_history
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -77,7 +77,7 @@ async def committed_total(dsn: str) -> int:
 async def test_sigkill_mid_stream_then_restart_gives_the_same_alerts_once(
     kafka_settings: KafkaSettings, database_url: str, tmp_path: Path
 ) -> None:
-    history = city(160, months=18, seed=9)
+    history = city_history(160, months=18, seed=9)
     ensure_topics(kafka_settings)
     await (await create_pool(database_url)).close()  # schema in place before we watch it
     total = publish_envelopes(kafka_settings, shuffled(history.envelopes, seed=2))

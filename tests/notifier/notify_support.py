@@ -12,7 +12,7 @@ import asyncpg
 
 from humiao.adapters.alert_feed import FeedBatch, FeedRecord
 from humiao.api.alerts.v1 import alerts_pb2
-from humiao.domain.identity import citizen_id_check_char, looks_like_citizen_id
+from humiao.domain.identity import compose_citizen_id, looks_like_citizen_id
 
 T0 = dt.datetime(2026, 3, 2, 0, 0, tzinfo=dt.UTC)
 CODES = list(alerts_pb2.AlertCode.keys())[1:]
@@ -37,8 +37,8 @@ class FakeClock:
 
 
 def child_id(i: int, region: str = "110105") -> str:
-    first17 = f"{region}{20100101 + i // 900:08d}{i % 900 + 100:03d}"
-    return first17 + citizen_id_check_char(first17)
+    born = dt.date(2010, 1, 1) + dt.timedelta(days=i // 900)
+    return compose_citizen_id(region, born, i % 900 + 100)
 
 
 def ids_in(text: str) -> list[str]:

@@ -22,7 +22,7 @@ from humiao.domain.events import (
     PersonStatusChanged,
     SchoolingExtension,
 )
-from humiao.domain.identity import citizen_id_check_char
+from humiao.domain.identity import compose_citizen_id
 from humiao.domain.values import (
     EnrollmentEndReason,
     Period,
@@ -38,8 +38,7 @@ _T0 = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 
 def person(serial: int, born: dt.date = dt.date(1985, 1, 1), region: str = REGION) -> str:
     """A valid citizen ID number (check digit included) for test person `serial`."""
-    first17 = f"{region}{born:%Y%m%d}{serial % 1000:03d}"
-    return first17 + citizen_id_check_char(first17)
+    return compose_citizen_id(region, born, serial)
 
 
 CHILD_BORN = dt.date(2010, 6, 15)

@@ -30,7 +30,7 @@ from humiao.domain import events as ev
 from humiao.domain.policy import PolicyBook
 from humiao.verifier.metrics import VerifierMetrics
 from humiao.verifier.processor import BatchResult, Fenced, InRecord, Processor
-from humiao.verifier.synthetic import city
+from humiao_dev.demo.generator import history as city_history
 from integration.verifier_support import SECRET, assert_alerts_match, expected_drafts
 
 GROUP, TOPIC = "humiao-verifier", "events"
@@ -81,7 +81,7 @@ async def test_every_batch_leaves_exactly_the_alerts_the_domain_implies(
     cached_children: int,
 ) -> None:
     """With the working set on and off: shuffled facts with repeats, random batches."""
-    history = city(12, months=8, seed=11)
+    history = city_history(12, months=8, seed=11)
     rng = random.Random(7)
     envelopes = list(history.envelopes)
     envelopes += rng.sample(envelopes, len(envelopes) // 8)

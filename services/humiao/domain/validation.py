@@ -90,6 +90,12 @@ def unified_credit_code_check_char(first17: str) -> str:
     return _USCC_CHARS[(31 - total % 31) % 31]
 
 
+def compose_credit_code(prefix: str, region: str | int, organisation: str) -> str:
+    """The unified social credit code of these parts with its check character."""
+    first17 = f"{prefix}{int(region):06d}{organisation}"
+    return first17 + unified_credit_code_check_char(first17)
+
+
 def unified_credit_code_problem(value: str) -> str | None:
     """Why `value` is not a unified social credit code (GB 32100), or None when it is."""
     if len(value) != 18:

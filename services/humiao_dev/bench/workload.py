@@ -12,11 +12,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from humiao.domain import events as ev
+from humiao.domain.identity import compose_citizen_id as citizen_id
+from humiao.domain.validation import compose_credit_code
 from humiao.domain.values import Period, Program, Situation
-from humiao.verifier.synthetic import STANDARD_FEN, at, citizen_id, institution_code
 from humiao_dev.demo.generator import City, CityConfig, generate_city
 
-#: Regions of the memory history (three, like the verifier's synthetic city).
+STANDARD_FEN = {
+    Program.ORPHAN_INSTITUTIONAL: 200_000,
+    Program.ORPHAN_DISPERSED: 150_000,
+}
+
+
+def at(day: dt.date, hour: int = 9) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, hour, tzinfo=dt.UTC)
+
+
+#: Regions of the memory history.
 MEMORY_REGIONS = ("110105", "110106", "310101")
 MEMORY_PERIOD = Period.of(2022, 1)
 _PROGRAMS = (Program.ORPHAN_INSTITUTIONAL, Program.ORPHAN_DISPERSED,
@@ -59,7 +70,7 @@ def _memory_child(i: int) -> tuple[str, str, Program, dt.date, dt.date, str, str
     pb = dt.date(1978, 1, 1) + dt.timedelta(days=i // 1000)
     father, mother = citizen_id("220102", pb, i), citizen_id("220103", pb, i)
     if program is Program.ORPHAN_INSTITUTIONAL:
-        guardian = institution_code(region, j % 50)
+        guardian = compose_credit_code("12", region, f"{j % 50:09d}")
     else:
         guardian = citizen_id("220104", dt.date(1970, 1, 1) + dt.timedelta(days=i // 1000), i)
     approved = MEMORY_PERIOD.first_day() - dt.timedelta(days=30 + i % 200)

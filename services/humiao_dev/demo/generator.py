@@ -52,7 +52,7 @@ from humiao.domain.events import (
     PersonStatusChanged,
     SchoolingExtension,
 )
-from humiao.domain.identity import citizen_id_check_char
+from humiao.domain.identity import compose_citizen_id
 from humiao.domain.validation import unified_credit_code_check_char
 from humiao.domain.values import (
     EnrollmentEndReason,
@@ -306,8 +306,7 @@ class _Builder:
 
     def citizen_id(self, region: str, birth: dt.date) -> str:
         while True:
-            first17 = f"{region}{birth:%Y%m%d}{self.rng.randrange(1000):03d}"
-            cid = first17 + citizen_id_check_char(first17)
+            cid = compose_citizen_id(region, birth, self.rng.randrange(1000))
             if cid not in self.used_ids:
                 self.used_ids.add(cid)
                 return cid
@@ -1131,6 +1130,32 @@ class _Builder:
 def generate_city(config: CityConfig | None = None) -> City:
     """The city for `config` (deterministic: same config, same city)."""
     return _Builder(config or CityConfig()).build()
+
+
+@dataclass(frozen=True)
+class History:
+    """A city's facts in recorded order (late corrections included) and every child they
+    are about: what the verifier's tests replay and check against the domain."""
+
+    envelopes: list[Envelope]
+    child_ids: list[str]
+
+
+#: The shape the verifier's tests were written against: three regions, one source.
+HISTORY_REGIONS = ("110105", "110106", "310101")
+
+
+def history(children: int, *, months: int = 24, seed: int = 7,
+            source: str = "synthetic") -> History:
+    """The city of `children` (at least 20) over `months` (at least 6) from 2022-01, as
+    one History; the same arguments give the same history."""
+    city = generate_city(CityConfig(seed=seed, children=max(20, children),
+                                    months=max(6, months), start="2022-01",
+                                    regions=HISTORY_REGIONS, source=source))
+    envelopes = sorted([*city.events, *city.corrections],
+                       key=lambda e: (e.recorded_at, e.event_id))
+    child_ids = list(dict.fromkeys(c for e in envelopes if (c := e.child_id()) is not None))
+    return History(envelopes, child_ids)
 
 
 # --- shuffling and files -------------------------------------------------------------
