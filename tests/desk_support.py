@@ -24,6 +24,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+import builders
 from humiao.adapters.codec import envelope_to_proto
 from humiao.adapters.db import create_pool
 from humiao.adapters.verifier_store import PgVerifierStore
@@ -36,7 +37,7 @@ from humiao.desk.watch import ChangeFeed
 from humiao.domain import events as ev
 from humiao.domain.identity import compose_citizen_id, pseudonym
 from humiao.domain.policy import PolicyBook
-from humiao.domain.values import Period, Program, Situation
+from humiao.domain.values import Period, Situation
 from humiao.verifier.metrics import VerifierMetrics
 from humiao.verifier.processor import InRecord, Processor
 
@@ -45,6 +46,7 @@ REGION_B = "310101"
 SECRET = b"humiao-development-pseudonym-key"  # PrivacySettings' development default
 TOPIC = "desk-test.events"
 GROUP = "desk-test-verifier"
+SOURCE = "desk-test"
 
 #: token -> (name, role, regions)
 STAFF = {
@@ -79,34 +81,34 @@ def person(region: str = REGION_A, born: dt.date = dt.date(2012, 3, 4)) -> str:
 
 
 def envelope(body: ev.Body) -> ev.Envelope:
+    """`body` as the desk tests' source sends it, recorded a minute after the last one."""
     n = next(_event)
-    return ev.Envelope(f"ev-{n:06d}", _T0 + dt.timedelta(minutes=n), "desk-test", body)
+    return builders.env(body, f"ev-{n:06d}", _T0 + dt.timedelta(minutes=n), source=SOURCE)
 
 
 def enrolled(child: str, region: str, approved: str = "2023-12-10") -> ev.Envelope:
-    parents = (ev.ParentRecord(person(region, dt.date(1980, 1, 1)), Situation.DECEASED),
-               ev.ParentRecord(person(region, dt.date(1981, 1, 1)), Situation.DECEASED))
-    return envelope(ev.ChildEnrolled(child, dt.date(2012, 3, 4), Program.ORPHAN_DISPERSED,
-                                     region, dt.date.fromisoformat(approved), parents))
+    parents = ((person(region, dt.date(1980, 1, 1)), Situation.DECEASED),
+               (person(region, dt.date(1981, 1, 1)), Situation.DECEASED))
+    return envelope(builders.enrolled(approved=approved, parents=parents, child=child,
+                                      born=dt.date(2012, 3, 4), region=region).body)
 
 
 def guardian(child: str, guardian_id: str, since: str = "2023-12-01") -> ev.Envelope:
-    return envelope(ev.GuardianAppointed(child, guardian_id, dt.date.fromisoformat(since)))
+    return envelope(builders.guardian(guardian_id, since, child).body)
 
 
 def paid(
     child: str, period: str, region: str, *, payee: str | None = None, amount: int = 120_000,
     disbursement_id: str | None = None,
 ) -> ev.Envelope:
-    p = Period.parse(period)
-    return envelope(ev.Disbursement(
-        disbursement_id or f"D-{next(_event):06d}", child, Program.ORPHAN_DISPERSED, p, amount,
-        p.first_day() + dt.timedelta(days=4), payee or child, region,
-    ))
+    paid_on = str(Period.parse(period).first_day() + dt.timedelta(days=4))
+    return envelope(builders.paid(
+        period, amount, paid_on=paid_on, payee=payee or child, child=child, region=region,
+        disbursement_id=disbursement_id or f"D-{next(_event):06d}").body)
 
 
 def died(person_id: str, on: str) -> ev.Envelope:
-    return envelope(ev.PersonDied(person_id, dt.date.fromisoformat(on)))
+    return envelope(builders.died(person_id, on).body)
 
 
 def reversed_(disbursement_id: str, on: str) -> ev.Envelope:
@@ -163,6 +165,7 @@ class Desk:
     verifier: VerifierDriver
     feed: ChangeFeed
     servicer: AlertDeskServicer
+    channel: grpc.aio.Channel
 
     async def call(self, method: str, request: Any, token: str) -> Any:
         return await getattr(self.stub, method)(request, metadata=auth(token))
@@ -219,7 +222,7 @@ async def running_desk(
     channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}")
     try:
         yield Desk(desk_pb2_grpc.AlertDeskStub(channel), pool, VerifierDriver(pool, secret), feed,
-                   servicer)
+                   servicer, channel)
     finally:
         stop.set()
         await feed_task

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from humiao_dev.demo.generator import CityConfig, generate_city, write_city
+from humiao_dev.demo.city import CityConfig, generate_city, write_city
 from humiao_dev.demo.scoring import fetch_alerts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

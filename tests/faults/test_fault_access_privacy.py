@@ -58,7 +58,7 @@ from humiao.domain.identity import compose_citizen_id as citizen_id
 from humiao.domain.identity import looks_like_citizen_id, pseudonym
 from humiao.domain.values import Period, Program, Situation
 from humiao_dev.bench.workload import at
-from humiao_dev.demo.generator import history as city_history
+from humiao_dev.demo.city import history as city_history
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -37,7 +37,7 @@ from humiao.adapters.codec import envelope_from_bytes, envelope_to_proto
 from humiao.api.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from humiao.config import KafkaSettings
 from humiao.ingest.grants import own_form
-from humiao_dev.demo.generator import history as city_history
+from humiao_dev.demo.city import history as city_history
 from humiao_dev.stack.broker import EmbeddedBroker, start_broker
 from integration.verifier_support import (
     alert_rows,

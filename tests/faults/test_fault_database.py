@@ -52,7 +52,7 @@ from humiao.api.events.v1 import events_pb2
 from humiao.api.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 from humiao.config import KafkaSettings
 from humiao.ingest.grants import own_form
-from humiao_dev.demo.generator import history as city_history
+from humiao_dev.demo.city import history as city_history
 from integration.verifier_support import (
     alert_rows,
     assert_alerts_match,

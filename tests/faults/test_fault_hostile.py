@@ -44,7 +44,7 @@ from fault_support import (
 from google.rpc import error_details_pb2
 from kafka import KafkaProducer
 
-from desk_support import REGION_A, paid, person
+from desk_support import REGION_A, SOURCE, paid, person
 from humiao.adapters.codec import envelope_to_proto, proto_to_json
 from humiao.adapters.record_signing import signed_headers
 from humiao.api.alerts.v1 import alerts_pb2
@@ -59,7 +59,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(1
 
 SEED = 1337
 TOKEN = "fault-hostile-source"
-SOURCE = "desk-test"  # the source desk_support's envelopes carry
+
 GROUP = "fault-hostile"
 HUGE = 3 * 1024 * 1024
 

@@ -37,7 +37,7 @@ from fault_support import (
 from humiao.adapters.alerts_codec import alert_version_from_bytes
 from humiao.api.alerts.v1 import alerts_pb2
 from humiao.config import KafkaSettings
-from humiao_dev.demo.generator import history as city_history
+from humiao_dev.demo.city import history as city_history
 from integration.verifier_support import (
     alert_rows,
     assert_alerts_match,

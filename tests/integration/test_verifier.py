@@ -34,7 +34,7 @@ from humiao.domain.values import Period, Program, Situation
 from humiao.verifier.main import Verifier
 from humiao.verifier.settings import VerifierSettings
 from humiao_dev.bench.workload import at
-from humiao_dev.demo.generator import history as city_history
+from humiao_dev.demo.city import history as city_history
 
 pytestmark = [pytest.mark.integration]
 

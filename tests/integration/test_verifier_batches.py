@@ -14,7 +14,7 @@ from verifier_support import alert_rows, assert_alerts_match, expected_drafts
 from desk_support import VerifierDriver
 from humiao.adapters.db import create_pool
 from humiao.domain.events import Envelope
-from humiao_dev.demo.generator import history as city_history
+from humiao_dev.demo.city import history as city_history
 
 pytestmark = [pytest.mark.integration]
 

@@ -29,7 +29,7 @@ from humiao.adapters.db import create_pool
 from humiao.adapters.progress import wait_caught_up
 from humiao.adapters.topics import ensure_topics
 from humiao.config import KafkaSettings
-from humiao_dev.demo.generator import history as city_history
+from humiao_dev.demo.city import history as city_history
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

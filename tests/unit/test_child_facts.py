@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from factories import CHILD, GUARDIAN, MOTHER, REGION, closed, died, enrolled, paid, retract
-from factories import reversed_ as reversal
-
+from builders import CHILD, GUARDIAN, MOTHER, REGION, closed, died, enrolled, paid, retract
+from builders import reversed_ as reversal
 from humiao.adapters.verifier_store import ref_from_text, ref_text
 from humiao.domain import events as ev
 from humiao.domain.child_facts import (

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from factories import CHILD, GUARDIAN, ended, enrolled, guardian, paid, standard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from builders import CHILD, GUARDIAN, ended, enrolled, guardian, paid, standard
 from humiao.domain.events import Envelope
 from humiao.domain.policy import PolicyBook
 from humiao.domain.rules import evaluate_child

@@ -19,7 +19,7 @@ from humiao.domain.events import CHILD_KINDS, Disbursement, Envelope
 from humiao.domain.policy import PolicyBook
 from humiao.domain.rules import evaluate_child
 from humiao.domain.values import Period
-from humiao_dev.demo.generator import (
+from humiao_dev.demo.city import (
     CORRECTIONS,
     INJECTIONS,
     City,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from factories import (
+from builders import (
     adopted,
     died,
     ended,
@@ -18,7 +18,6 @@ from factories import (
     reversed_,
     standard,
 )
-
 from humiao.domain import events as ev
 from humiao.ingest.grants import Accepted, Grant, Judge, Known, Refusal, Refused
 

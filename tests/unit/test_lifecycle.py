@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from factories import CHILD, died, enrolled, guardian, paid, retract, reversed_, standard
 
+from builders import CHILD, died, enrolled, guardian, paid, retract, reversed_, standard
 from humiao.domain import lifecycle as staff_steps
 from humiao.domain.alerts import AlertCode, AlertDraft, AlertStatus, Resolution
 from humiao.domain.lifecycle import AlertChange, StoredAlert, reconcile, stored_after

@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import random
 
-from factories import INSTITUTION, person
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from builders import INSTITUTION, person
 from humiao.domain.events import (
     AllowanceStandardSet,
     Body,

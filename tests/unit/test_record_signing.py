@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from factories import person, retract
-
+from builders import person, retract
 from humiao.adapters.codec import envelope_from_bytes, envelope_to_proto
 from humiao.adapters.record_signing import HEADER, is_signed, signed_headers
 from humiao.domain.identity import ids_inside, redact_ids_in_bytes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from factories import (
+from builders import (
     CHILD,
     FATHER,
     GUARDIAN,
@@ -26,7 +26,6 @@ from factories import (
     standard,
     status,
 )
-
 from humiao.domain.alerts import AlertCode, AlertDraft
 from humiao.domain.events import Envelope
 from humiao.domain.policy import PolicyBook, RegionPolicy

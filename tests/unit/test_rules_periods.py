@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import random
 
-from factories import CHILD, MOTHER, closed, enrolled, guardian, p, paid, standard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_order_independence import BOOK, CHILDREN, FIRST_MONTH, arrival, histories
 
+from builders import CHILD, MOTHER, closed, enrolled, guardian, p, paid, standard
 from humiao.domain.events import Envelope
 from humiao.domain.rules import evaluate_child
 from humiao.domain.values import Period

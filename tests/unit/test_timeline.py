@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from factories import (
+from builders import (
     CHILD,
     FATHER,
     GUARDIAN,
@@ -24,7 +24,6 @@ from factories import (
     standard,
     status,
 )
-
 from humiao.domain.timeline import build_timeline, dedupe, persons_named, retracted_ids
 from humiao.domain.values import Program, Situation, StatusChange
 

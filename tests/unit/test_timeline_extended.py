@@ -4,7 +4,11 @@ those months; anything it cannot add that way it refuses (None)."""
 
 from __future__ import annotations
 
-from factories import (
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_order_independence import BOOK, CHILDREN, histories
+
+from builders import (
     CHILD,
     FATHER,
     GUARDIAN,
@@ -19,10 +23,6 @@ from factories import (
     standard,
     status,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from test_order_independence import BOOK, CHILDREN, histories
-
 from humiao.domain.events import AllowanceStandardSet, Disbursement, Envelope, PaymentCycleClosed
 from humiao.domain.policy import PolicyBook
 from humiao.domain.rules import evaluate_child, evaluate_timeline

@@ -10,7 +10,9 @@ import random
 from collections.abc import Sequence
 
 import pytest
-from factories import (
+from verifier_fake import Crash, FakeVerifierStore
+
+from builders import (
     CHILD,
     GUARDIAN,
     GUARDIAN2,
@@ -22,15 +24,13 @@ from factories import (
     retract,
     reversed_,
 )
-from verifier_fake import Crash, FakeVerifierStore
-
 from humiao.adapters.codec import envelope_from_bytes, envelope_to_proto
 from humiao.config import KafkaSettings
 from humiao.domain import events as ev
 from humiao.domain.policy import PolicyBook
 from humiao.verifier.metrics import VerifierMetrics
 from humiao.verifier.processor import BatchResult, Fenced, InRecord, Processor
-from humiao_dev.demo.generator import history as city_history
+from humiao_dev.demo.city import history as city_history
 from integration.verifier_support import SECRET, assert_alerts_match, expected_drafts
 
 GROUP, TOPIC = "humiao-verifier", "events"

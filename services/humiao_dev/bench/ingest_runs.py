@@ -130,7 +130,7 @@ def batch_throughput(ctx: BenchContext, envelopes: Sequence[Envelope], source: s
 def file_throughput(ctx: BenchContext, envelopes: Sequence[Envelope], source: str
                     ) -> dict[str, Any]:
     from humiao.cli.ingest_cmd import import_file
-    from humiao_dev.demo.generator import write_envelopes
+    from humiao_dev.demo.city import write_envelopes
 
     path = ctx.workdir / "ingest-events.jsonl"
     write_envelopes(path, envelopes)

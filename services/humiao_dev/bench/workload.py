@@ -15,7 +15,7 @@ from humiao.domain import events as ev
 from humiao.domain.identity import compose_citizen_id as citizen_id
 from humiao.domain.validation import compose_credit_code
 from humiao.domain.values import Period, Program, Situation
-from humiao_dev.demo.generator import City, CityConfig, generate_city
+from humiao_dev.demo.city import City, CityConfig, generate_city
 
 STANDARD_FEN = {
     Program.ORPHAN_INSTITUTIONAL: 200_000,

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from humiao.domain.alerts import AlertCode
 from humiao.domain.values import format_fen
-from humiao_dev.demo.generator import City, CityConfig, ExpectedAlert, generate_city, write_city
+from humiao_dev.demo.city import City, CityConfig, ExpectedAlert, generate_city, write_city
 from humiao_dev.demo.scoring import RaisedAlert, Score, fetch_alerts, render, score
 from humiao_dev.demo.workbooks import Workbook
 from humiao_dev.stack import supervisor
@@ -213,7 +213,7 @@ def feed(state: StackState, path: Path) -> dict[str, int]:
 def as_workbooks(city: City, directory: Path) -> tuple[list[Workbook], Path]:
     """The city's history as workbooks (city/workbooks/*.xlsx), and its late corrections
     as JSON lines whose retractions name the ids the workbook rows are imported under."""
-    from humiao_dev.demo.generator import write_envelopes
+    from humiao_dev.demo.city import write_envelopes
     from humiao_dev.demo.workbooks import derived_ids, remap_retractions, write_workbooks
 
     t0 = time.monotonic()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from humiao.domain.alerts import AlertCode
 from humiao.domain.values import Period, format_fen
-from humiao_dev.demo.generator import ExpectedAlert
+from humiao_dev.demo.city import ExpectedAlert
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,5 @@
-"""Tiny builders for test envelopes: valid defaults, override what the test is about."""
+"""The one set of test builders: valid envelopes with defaults, override what the test is
+about. Unit, integration and desk tests all build their facts here."""
 
 from __future__ import annotations
 
@@ -58,12 +59,13 @@ def p(text: str) -> Period:
     return Period.parse(text)
 
 
-def env(body: Body, event_id: str | None = None, recorded: dt.datetime | None = None) -> Envelope:
+def env(body: Body, event_id: str | None = None, recorded: dt.datetime | None = None,
+        source: str = "test") -> Envelope:
     n = next(_counter)
     return Envelope(
         event_id=event_id or f"e{n:06d}",
         recorded_at=recorded or _T0 + dt.timedelta(seconds=n),
-        source="test",
+        source=source,
         body=body,
     )
 
