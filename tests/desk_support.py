@@ -273,4 +273,5 @@ def desk_requests(alert: Mapping[str, Any], child: str, *, assignee: str) -> dic
                                                    reason="new facts"),
         "GetChildTimeline": desk_pb2.GetChildTimelineRequest(child=child),
         "Summary": desk_pb2.SummaryRequest(),
+        "WhoAmI": desk_pb2.WhoAmIRequest(),
     }

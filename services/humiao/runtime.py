@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,8 +126,10 @@ async def run_grpc_service(
     background: Sequence[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = (),
     on_stop: Callable[[], Awaitable[None]] | None = None,
     stop: asyncio.Event | None = None,
+    ready: Mapping[str, Any] | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT (or `stop`), then drain calls and stop cleanly.
+    `ready` adds to what the ready file says (e.g. the console's HTTP address).
 
     Every call passes the edge first (humiao.edge): `known_token`, when given, turns away
     callers without a known token before their message is parsed."""
@@ -167,7 +169,8 @@ async def run_grpc_service(
         {"service": name, "grpc": f"{settings.humiao_grpc_host}:{port}",
          "tls": credentials is not None,
          "health": (f"{settings.humiao_grpc_host}:{health_only[1]}" if health_only else None),
-         "metrics": f"http://{settings.metrics_host}:{metrics_port}/metrics", "pid": os.getpid()}
+         "metrics": f"http://{settings.metrics_host}:{metrics_port}/metrics", "pid": os.getpid(),
+         **(ready or {})}
     )
     tasks = [asyncio.create_task(watch_readiness(probe, health_servicer, names, stop))]
     tasks += [asyncio.create_task(job(stop)) for job in background]

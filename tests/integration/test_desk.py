@@ -544,3 +544,39 @@ async def test_the_desk_reports_reads_and_steps_to_its_metrics_observer(
             alert_id=row["alert_id"], expected_version=2), "tok-li")
         assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert metrics.events == [("whole_id_read", "GetAlert"), ("transitioned", "ACKNOWLEDGED")]
+
+
+async def test_who_am_i_names_the_caller_and_refuses_a_stranger(desk: Desk) -> None:
+    me = await desk.call("WhoAmI", desk_pb2.WhoAmIRequest(), "tok-li")
+    assert (me.name, me.role, list(me.regions), me.all_regions) == (
+        "Li", "investigator", [REGION_A], False)
+    boss = await desk.call("WhoAmI", desk_pb2.WhoAmIRequest(), "tok-boss")
+    assert boss.all_regions and not boss.regions
+    err = await desk.refused("WhoAmI", desk_pb2.WhoAmIRequest(), "tok-nobody")
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+async def test_summary_by_period_and_the_median_working_times(desk: Desk) -> None:
+    await desk.verifier.feed(unenrolled_payments(REGION_A, 3, period="2024-03")
+                             + unenrolled_payments(REGION_A, 2, period="2024-04"))
+    rows = await desk.pool.fetch(
+        "SELECT alert_id FROM alerts WHERE period = '2024-03' ORDER BY alert_id")
+    for row in rows[:2]:
+        await desk.call("AcknowledgeAlert", desk_pb2.AcknowledgeAlertRequest(
+            alert_id=row["alert_id"], expected_version=1), "tok-li")
+    # the first was raised an hour before it was taken up, the second three hours before
+    for row, hours in zip(rows[:2], (1, 3), strict=True):
+        await desk.pool.execute(
+            "UPDATE alerts SET raised_at = (SELECT changed_at FROM alert_versions"
+            " WHERE alert_id = $1 AND version = 2) - make_interval(hours => $2)"
+            " WHERE alert_id = $1", row["alert_id"], hours)
+    summary = await desk.call("Summary", desk_pb2.SummaryRequest(by_period=True), "tok-zhao")
+    by_period = {(r.period, alerts_pb2.AlertStatus.Name(r.status)): r.alerts for r in summary.rows}
+    assert by_period == {("2024-03", "ACKNOWLEDGED"): 2, ("2024-03", "OPEN"): 1,
+                         ("2024-04", "OPEN"): 2}
+    assert summary.acknowledged == 2 and summary.resolved == 0
+    assert summary.median_seconds_to_acknowledge == 2 * 3600  # median of 1 h and 3 h
+    flat = await desk.call("Summary", desk_pb2.SummaryRequest(), "tok-zhao")
+    assert {r.period for r in flat.rows} == {""}
+    other = await desk.call("Summary", desk_pb2.SummaryRequest(by_period=True), "tok-chen")
+    assert other.alerts == 0 and other.acknowledged == 0  # region B sees none of A's

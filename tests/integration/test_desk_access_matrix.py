@@ -39,7 +39,7 @@ HOLDER = "investigator own"  # who holds the alerts a resolve or reopen needs
 LEAST = {"AcknowledgeAlert": "investigator", "AddNote": "investigator",
          "ResolveAlert": "investigator", "AssignAlert": "supervisor",
          "ReopenAlert": "supervisor"}
-SCOPED_READS = ("ListAlerts", "WatchAlerts", "Summary")
+SCOPED_READS = ("ListAlerts", "WatchAlerts", "Summary", "WhoAmI")  # answer for the own scope
 
 
 @pytest.fixture

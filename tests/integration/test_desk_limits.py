@@ -106,7 +106,7 @@ async def test_every_string_and_list_field_is_bounded_and_named(desk: Desk) -> N
     names = {fd.name for m in METHODS for fd in m.input_type.fields}
     documented = set(limits.LIMITS) | {"filter", "page_size", "sort_by", "ascending",
                                        "expected_version", "resolution", "masked",
-                                       "amount_recovered_fen", "after_cursor"}
+                                       "amount_recovered_fen", "after_cursor", "by_period"}
     assert names <= documented, f"fields without a documented limit: {names - documented}"
 
 

@@ -601,8 +601,13 @@ class AlertDeskServicer(desk_pb2_grpc.AlertDeskServicer):
         start, end, more = _periods(request.period_from, request.period_to, "")
         if problems or more:
             raise InvalidArgument(problems + more)
-        rows = await queries.summary(self.pool, staff.scope(request.regions), start, end)
-        response = desk_pb2.SummaryResponse()
+        scope = staff.scope(request.regions)
+        rows = await queries.summary(self.pool, scope, start, end, by_period=request.by_period)
+        times = await queries.working_times(self.pool, scope, start, end)
+        response = desk_pb2.SummaryResponse(
+            median_seconds_to_acknowledge=times["to_acknowledge"],
+            median_seconds_to_resolve=times["to_resolve"],
+            acknowledged=times["acknowledged"], resolved=times["resolved"])
         for r in rows:
             response.rows.add(
                 region=r["region"],
@@ -611,11 +616,20 @@ class AlertDeskServicer(desk_pb2_grpc.AlertDeskServicer):
                 alerts=r["alerts"],
                 amount_at_risk_fen=r["at_risk"],
                 amount_recovered_fen=r["recovered"],
+                period=r["period"],
             )
             response.alerts += r["alerts"]
             response.amount_at_risk_fen += r["at_risk"]
             response.amount_recovered_fen += r["recovered"]
         return response
+
+    @unary
+    async def WhoAmI(
+        self, request: desk_pb2.WhoAmIRequest, context: grpc.aio.ServicerContext, staff: Staff
+    ) -> desk_pb2.WhoAmIResponse:
+        return desk_pb2.WhoAmIResponse(
+            name=staff.name, role=staff.role.name.lower(),
+            regions=sorted(staff.regions or ()), all_regions=staff.regions is None)
 
     # ---- transitions -------------------------------------------------------------
 

@@ -342,20 +342,46 @@ async def _record_version(
 
 
 async def summary(
-    conn: asyncpg.Pool, regions: list[str] | None, period_from: str | None, period_to: str | None
+    conn: asyncpg.Pool, regions: list[str] | None, period_from: str | None, period_to: str | None,
+    *, by_period: bool = False,
 ) -> list[asyncpg.Record]:
     q = AlertQuery(regions=regions, period_from=period_from, period_to=period_to)
     w = _where(q)
+    period = "period" if by_period else "''::text"
     return list(
         await conn.fetch(
-            "SELECT region, code, status, count(*) AS alerts,"
+            f"SELECT region, code, status, {period} AS period, count(*) AS alerts,"
             " coalesce(sum(amount_at_risk_fen), 0)::bigint AS at_risk,"
             " coalesce(sum(amount_recovered_fen), 0)::bigint AS recovered"
             f" FROM alerts WHERE {w.sql()}"
-            " GROUP BY region, code, status ORDER BY region, code, status",
+            " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
             *w.args,
         )
     )
+
+
+async def working_times(
+    conn: asyncpg.Pool, regions: list[str] | None, period_from: str | None, period_to: str | None,
+) -> asyncpg.Record:
+    """Median seconds from raised to the first ACKNOWLEDGED version (an assignment is
+    one) and to the first RESOLVED one, over the alerts of the scope that got there."""
+    w = _where(AlertQuery(regions=regions, period_from=period_from, period_to=period_to))
+    row = await conn.fetchrow(
+        "WITH firsts AS (SELECT a.alert_id, a.raised_at,"
+        " min(v.changed_at) FILTER (WHERE v.status = 'ACKNOWLEDGED') AS acknowledged_at,"
+        " min(v.changed_at) FILTER (WHERE v.status = 'RESOLVED') AS resolved_at"
+        f" FROM (SELECT alert_id, raised_at FROM alerts WHERE {w.sql()}) a"
+        " JOIN alert_versions v USING (alert_id) GROUP BY a.alert_id, a.raised_at)"
+        " SELECT count(acknowledged_at) AS acknowledged, count(resolved_at) AS resolved,"
+        " coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY"
+        "   extract(epoch FROM acknowledged_at - raised_at)), 0)::bigint AS to_acknowledge,"
+        " coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY"
+        "   extract(epoch FROM resolved_at - raised_at)), 0)::bigint AS to_resolve"
+        " FROM firsts",
+        *w.args,
+    )
+    assert row is not None  # an aggregate always answers one row
+    return row
 
 
 async def open_alerts_gauge(conn: asyncpg.Pool) -> list[asyncpg.Record]:
