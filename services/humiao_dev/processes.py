@@ -53,6 +53,7 @@ class Service:
     ready_file: Path
     grpc: str = ""
     metrics: str = ""
+    http: str = ""  # a service with a web side (the console) says where it is
     started: float = field(default_factory=time.perf_counter)
     #: perf_counter when the ready file appeared (imports done, dependencies connected)
     ready_at: float | None = None
@@ -80,6 +81,7 @@ class Service:
         self.ready_at = time.perf_counter()
         info = json.loads(self.ready_file.read_text())
         self.grpc, self.metrics = str(info["grpc"]), str(info["metrics"])
+        self.http = str(info.get("http") or "")
         while serving and health(self.grpc) != "SERVING":
             self.check()
             if time.monotonic() > deadline:

@@ -16,6 +16,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from humiao_dev.demo.city import CityConfig, generate_city, write_city
@@ -83,7 +84,7 @@ async def test_up_twice_status_ingest_wait_restart_and_down(
     state = json.loads(up.stdout)
     pids = service_pids(state)
     try:
-        assert set(state["pids"]) == {"broker", "ingest", "verifier", "desk"}
+        assert set(state["pids"]) == {"broker", "ingest", "verifier", "desk", "console"}
         assert all(alive(p) for p in pids)
         assert state["partitions"] == 3 and state["topic_prefix"] == "e2e."
         assert json.loads((state_dir / "stack.json").read_text())["ingest"] == state["ingest"]
@@ -105,8 +106,16 @@ async def test_up_twice_status_ingest_wait_restart_and_down(
 
         status = humiao("status", env=env)
         assert status.returncode == 0, status.stdout + status.stderr
-        for name in ("ingest", "verifier", "desk"):
+        for name in ("ingest", "verifier", "desk", "console"):
             assert f"{name:<9} SERVING" in status.stdout
+
+        # the login link opens the console signed in, and leaves the address bar clean
+        assert state["console_login_url"].startswith(state["console"] + "/login?token=")
+        with httpx.Client(follow_redirects=True, timeout=20) as browser:
+            page = browser.get(state["console_login_url"])
+            assert page.status_code == 200 and "预警队列" in page.text
+            assert str(page.url) == state["console"] + "/alerts"
+            assert "developer" in page.text
 
         # envelopes naming their own source system go in with the stack's token
         city = generate_city(CityConfig(seed=21, children=60, source="minzheng-own-system"))

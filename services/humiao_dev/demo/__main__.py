@@ -132,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             supervisor.release_children()
             say(f"\nThe stack keeps running. Stop it with: HUMIAO_STATE_DIR={stack_dir} "
                 ".venv/bin/humiao down")
+            if state.console_login_url:
+                say(f"The console, signed in as the development supervisor: "
+                    f"{state.console_login_url}")
         else:
             supervisor.stop_stack(state)
             say("\nstack stopped")

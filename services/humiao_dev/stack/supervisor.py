@@ -42,10 +42,13 @@ MODULES: Mapping[str, str] = {
     "verifier": "humiao.verifier",
     "desk": "humiao.desk",
     "notifier": "humiao.notifier",
+    "console": "humiao.console",
 }
 #: Started after the others only when their configuration is set (variable named).
 OPTIONAL_SERVICES: Mapping[str, str] = {"notifier": "HUMIAO_NOTIFY_ROUTES"}
-ALL_SERVICES: tuple[str, ...] = (*SERVICES, *OPTIONAL_SERVICES)
+#: Started once the desk is SERVING, as its client (HUMIAO_DESK_TARGET); stopped first.
+CONSOLE = "console"
+ALL_SERVICES: tuple[str, ...] = (CONSOLE, *SERVICES, *OPTIONAL_SERVICES)
 
 
 def services_for(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -73,6 +76,7 @@ class ServiceInfo:
     pid: int
     grpc: str
     metrics: str
+    http: str | None = None
 
 
 @dataclass
@@ -102,6 +106,17 @@ class StackState:
         return self.services["desk"].grpc
 
     @property
+    def console(self) -> str | None:
+        info = self.services.get(CONSOLE)
+        return info.http if info else None
+
+    @property
+    def console_login_url(self) -> str | None:
+        """Opens the console signed in as the development supervisor (the token leaves the
+        address bar at once: the console turns it into a session and redirects)."""
+        return f"{self.console}/login?token={self.staff_token}" if self.console else None
+
+    @property
     def kafka(self) -> KafkaSettings:
         return KafkaSettings(
             kafka_bootstrap_servers=self.kafka_bootstrap,
@@ -113,8 +128,11 @@ class StackState:
         """The state file: flat endpoint names first (what scripts read), then details."""
         doc: dict[str, Any] = {}
         for name, info in self.services.items():
-            if name != "verifier":
+            if name not in ("verifier", CONSOLE):
                 doc[name] = info.grpc
+        if self.console:
+            doc["console"] = self.console
+            doc["console_login_url"] = self.console_login_url
         for name, info in self.services.items():
             doc[f"{name}_metrics"] = info.metrics
         doc.update(
@@ -398,22 +416,38 @@ def _broker(directory: Path, previous: StackState | None, started: list[tuple[in
 
 def _start_services(directory: Path, env: Mapping[str, str], started: list[tuple[int, str]],
                     timeout: float, progress: Callable[[str], None]) -> dict[str, ServiceInfo]:
-    """Spawn every service the environment asks for, then wait until each is SERVING."""
+    """Spawn every service the environment asks for and wait until each is SERVING; then
+    the console, the desk's client, pointed at the desk."""
+    deadline = time.monotonic() + timeout
+    services = _spawn_and_wait(directory, env, services_for(env), started, deadline, progress)
+    console_env = {**env, "HUMIAO_DESK_TARGET": services["desk"].grpc,
+                   "HUMIAO_CONSOLE_HOST": "127.0.0.1",
+                   "HUMIAO_CONSOLE_PORT": env.get("HUMIAO_CONSOLE_PORT", "0"),
+                   "HUMIAO_CONSOLE_COOKIE_SECURE": "false"}  # plain http on 127.0.0.1
+    services.update(_spawn_and_wait(directory, console_env, (CONSOLE,), started, deadline,
+                                    progress))
+    return services
+
+
+def _spawn_and_wait(directory: Path, env: Mapping[str, str], names: Iterable[str],
+                    started: list[tuple[int, str]], deadline: float,
+                    progress: Callable[[str], None]) -> dict[str, ServiceInfo]:
     pending: dict[str, Service] = {}
-    for name in services_for(env):
+    for name in names:
         service = spawn(name, MODULES[name], env, directory, cwd=project_root())
         _CHILDREN[service.pid] = service.process
         started.append((service.pid, MODULES[name]))
         pending[name] = service
     services: dict[str, ServiceInfo] = {}
-    deadline = time.monotonic() + timeout
     for name, service in pending.items():
         try:
             service.wait_ready(max(5.0, deadline - time.monotonic()))
         except ServiceFailed as exc:
             raise StackError(str(exc)) from None
-        services[name] = ServiceInfo(pid=service.pid, grpc=service.grpc, metrics=service.metrics)
-        progress(f"{name}: SERVING on {service.grpc}, metrics {service.metrics}")
+        services[name] = ServiceInfo(pid=service.pid, grpc=service.grpc, metrics=service.metrics,
+                                     http=service.http or None)
+        where = f", web {service.http}" if service.http else ""
+        progress(f"{name}: SERVING on {service.grpc}{where}, metrics {service.metrics}")
     return services
 
 
@@ -462,7 +496,8 @@ def stack_is_live(state: StackState) -> bool:
 
 def stop_stack(state: StackState, progress: Callable[[str], None] = lambda _m: None,
                *, remove_state: bool = True) -> None:
-    """SIGTERM ingest, then the verifier, then the desk, each waited for; then the broker."""
+    """SIGTERM the console, ingest, then the verifier, then the desk, each waited for;
+    then the broker."""
     for name in ALL_SERVICES:
         info = state.services.get(name)
         if info and terminate(info.pid, MODULES[name]):
@@ -556,6 +591,8 @@ def describe(state: StackState) -> Iterable[str]:
     """The lines `humiao up` prints: endpoints, tokens, where to look."""
     yield f"ingest    {state.ingest}   (gRPC; source token below, source '{state.source}')"
     yield f"desk      {state.desk}   (gRPC; staff token below, '{state.staff_name}', supervisor)"
+    if state.console_login_url:
+        yield f"console   {state.console}   sign in: {state.console_login_url}"
     for name, info in state.services.items():
         yield f"metrics   {name:<9} {info.metrics}"
     yield f"kafka     {state.kafka_bootstrap}   topics {state.topic_prefix}events/alerts/" \
