@@ -8,7 +8,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GEN_STAMP := services/humiao/api/.generated
 
 .DEFAULT_GOAL := help
-.PHONY: help install proto demo demo-shuffled demo-workbooks test test-unit test-integration test-faults lint bench up down status clean
+.PHONY: browser help install proto demo demo-shuffled demo-workbooks test test-unit test-integration test-faults lint bench up down status clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -38,7 +38,10 @@ demo-shuffled: install ## The same city, shuffled with duplicates: must print id
 demo-workbooks: install ## The same city as the .xlsx workbooks a bureau receives, fed from them: same table
 	$(PY) -m humiao_dev.demo --from-workbooks $(DEMO_ARGS)
 
-test: install ## Run the whole test suite (unit, integration, e2e, faults)
+browser: ## Debian's chromium (and a CJK font) for the console's browser tests, when missing
+	@test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium fonts-wqy-microhei)
+
+test: install browser ## Run the whole test suite (unit, integration, e2e, faults)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-unit: install ## Only the pure domain tests

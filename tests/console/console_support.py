@@ -67,6 +67,33 @@ async def console_app(desk: Desk, *, development: bool = True, **settings: objec
         yield client
 
 
+@asynccontextmanager
+async def served_console(desk: Desk) -> AsyncIterator[str]:
+    """The console on a real port (uvicorn in this loop), for streams and the browser."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    from humiao.console.main import _Server
+
+    app = create_app(DeskClient(desk.channel),
+                     ConsoleSettings(humiao_console_cookie_secure=False), development=True)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
+                                    timeout_graceful_shutdown=1))
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        listener.close()
+
+
 async def sign_in(client: httpx.AsyncClient, token: str) -> None:
     answer = await client.get(f"/login?token={token}")
     assert answer.status_code == 303, answer.text

@@ -125,7 +125,7 @@ def draw(timeline: desk_pb2.GetChildTimelineResponse, focus_period: str = "") ->
     picture = Picture(months=[_label(m) for m in range(first, last + 1)])
     for m in range(first, last + 1):
         x = LEFT + CELL * (m - first)
-        if m % 12 == 0 or m == first:
+        if m % 12 == 0 or (m == first and m % 12 < 9):  # no crowded label for a late start
             picture.year_ticks.append((x, str(m // 12)))
         if m in payments:
             state, detail = payments[m]

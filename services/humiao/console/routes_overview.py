@@ -55,15 +55,23 @@ def tally(rows: list[desk_pb2.SummaryRow]) -> Overview:
     return o
 
 
-def bars(by_month: dict[str, Tally]) -> list[dict[str, object]]:
-    """Bar geometry for the open amount at risk per month (the tallest fills the chart)."""
-    months = sorted(by_month)
-    top = max((by_month[m].open_fen for m in months), default=0) or 1
+def months_between(start: str, end: str, most: int = 36) -> list[str]:
+    """Every month from `start` to `end` (YYYY-MM), the last `most` of them."""
+    first = int(start[:4]) * 12 + int(start[5:7]) - 1
+    last = int(end[:4]) * 12 + int(end[5:7]) - 1
+    return [f"{m // 12}-{m % 12 + 1:02d}" for m in range(max(first, last - most + 1), last + 1)]
+
+
+def bars(by_month: dict[str, Tally], months: list[str]) -> list[dict[str, object]]:
+    """Bar geometry for the open amount at risk per month, every month of the range
+    drawn (an empty one as a hairline); the tallest fills the chart."""
+    top = max((by_month[m].open_fen for m in months if m in by_month), default=0) or 1
     out = []
     for i, m in enumerate(months):
-        height = round(CHART_HEIGHT * by_month[m].open_fen / top)
+        tally_ = by_month.get(m, Tally())
+        height = round(CHART_HEIGHT * tally_.open_fen / top)
         out.append({"x": 40 + i * (BAR + 6), "y": 10 + CHART_HEIGHT - height, "h": height,
-                    "month": m, "t": by_month[m]})
+                    "month": m, "t": tally_})
     return out
 
 
@@ -91,7 +99,7 @@ async def overview(request: Request) -> Response:
     except DeskRefusal as refusal:
         return refusal_page(request, refusal)
     o = tally(list(summary.rows))
-    chart = bars(o.by_month)
+    chart = bars(o.by_month, months_between(query.period_from, query.period_to))
     return page(request, "overview.html", {
         "o": o, "summary": summary, "query": query, "chart": chart,
         "chart_width": 60 + len(chart) * (BAR + 6), "chart_height": CHART_HEIGHT + 50,

@@ -47,5 +47,13 @@
       if (link) { link.click(); }
     }
   });
+  // A live refresh of the rows keeps what the person had selected.
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (event.detail.elt.id !== "results") { return; }
+    var picked = Array.prototype.map.call(
+      document.querySelectorAll("#queue-form input[name=sel]:checked"),
+      function (box) { return box.value; });
+    if (picked.length) { event.detail.parameters.sel = picked; }
+  });
   document.addEventListener("htmx:afterSwap", function () { rows().forEach(mark); });
 })();
