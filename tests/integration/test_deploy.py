@@ -397,9 +397,11 @@ def test_kustomization_resources_exist_and_kubectl_renders_them() -> None:
 def test_k8s_deployments_have_grpc_probes_resources_and_secrets(
     k8s_docs: list[dict[str, Any]],
 ) -> None:
-    # the notifier's Deployment has checks of its own (tests/notifier/test_notifier_deploy.py)
+    # the notifier's and the console's Deployments have checks of their own
+    # (tests/notifier/test_notifier_deploy.py, tests/console/test_console_deploy.py)
     deployments = {
-        n: d for n, d in of_kind(k8s_docs, "Deployment").items() if n != "humiao-notifier"
+        n: d for n, d in of_kind(k8s_docs, "Deployment").items()
+        if n not in ("humiao-notifier", "humiao-console")
     }
     secrets = example_secrets()
     configmaps = of_kind(k8s_docs, "ConfigMap")
@@ -503,9 +505,12 @@ def test_k8s_services_select_pods_and_name_their_ports(k8s_docs: list[dict[str, 
         port_names = {
             p["name"] for c in dep["spec"]["template"]["spec"]["containers"] for p in c["ports"]
         }
-        assert port_names == {"grpc", "health", "metrics"}
-        # the Service offers gRPC and metrics; the health port is for the kubelet alone
-        assert {p["targetPort"] for p in svc["spec"]["ports"]} == {"grpc", "metrics"}
+        web = {"http"} if name == "humiao-console" else set()  # the console's pages
+        assert port_names == {"grpc", "health", "metrics"} | web
+        # the Service offers gRPC (the console: its pages) and metrics; the health port is
+        # for the kubelet alone
+        offered = {p["targetPort"] for p in svc["spec"]["ports"]}
+        assert offered == ({"http", "metrics"} if web else {"grpc", "metrics"})
         assert svc["metadata"]["labels"]["app.kubernetes.io/name"] == "humiao"
     assert of_kind(k8s_docs, "Service")["humiao-verifier"]["spec"]["clusterIP"] == "None"
     for name, pdb in of_kind(k8s_docs, "PodDisruptionBudget").items():

@@ -33,7 +33,7 @@ from humiao_dev.bench.report import ratio, render_table, results_rows, size_labe
 from humiao_dev.stack.database import resolve_admin_dsn
 from humiao_dev.stack.supervisor import project_root
 
-STEPS = ("raw", "verifier", "two", "ingest", "latency", "memory", "tabular")
+STEPS = ("raw", "verifier", "two", "ingest", "latency", "memory", "tabular", "console")
 log = logging.getLogger("humiao_dev.bench")
 
 
@@ -58,6 +58,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--memory-children", help="comma-separated sizes (10000,100000,1000000)")
     p.add_argument("--memory-events-per-child", type=int, choices=(2, 3), default=2,
                    help="3: enrollment, guardian, payment; 2: no guardian (child is payee)")
+    p.add_argument("--console-alerts", type=int, help="alerts behind the console (100,000)")
+    p.add_argument("--console-requests", type=int, default=300,
+                   help="queue pages loaded (300)")
     p.add_argument("--only", help=f"comma-separated steps of {','.join(STEPS)} (all)")
     p.add_argument("--profile", action="store_true",
                    help="sample the one-process verifier with py-spy (top entries in the JSON)")
@@ -71,6 +74,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     quick = args.quick
     args.events = args.events or (100_000 if quick else 1_000_000)
     args.ingest_events = args.ingest_events or (20_000 if quick else 100_000)
+    args.console_alerts = args.console_alerts or (20_000 if quick else 100_000)
     args.latency_seconds = args.latency_seconds or (10.0 if quick else 25.0)
     sizes = args.memory_children or ("1000,10000,100000" if quick else "10000,100000,1000000")
     args.memory_sizes = [int(s) for s in sizes.split(",") if s.strip()]

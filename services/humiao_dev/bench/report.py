@@ -141,6 +141,8 @@ def results_rows(res: Mapping[str, Any]) -> list[Row]:
         Row("latency p95", fmt_ms(g("latency_p95_ms"))),
         Row("latency p99", fmt_ms(g("latency_p99_ms")), "< 500 ms",
             _met(g("latency_p99_ms"), lambda v: v < 500)),
+        Row("console queue page p95", fmt_ms(g("console_queue_p95_ms")), "< 300 ms",
+            _met(g("console_queue_p95_ms"), lambda v: v < 300)),
     ]
     memory = g("peak_rss_mb") or {}
     for label, mb in memory.items():

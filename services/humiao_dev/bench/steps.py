@@ -44,6 +44,9 @@ def run_all(run: Run) -> None:
     if "tabular" in wanted:
         run.step("7. tabular import: a payment workbook against the same JSON lines",
                  lambda: tabular(run))
+    if "console" in wanted:
+        run.step(f"8. console queue pages with {run.args.console_alerts:,} alerts",
+                 lambda: console(run))
 
 
 def batch_max(run: Run) -> int:
@@ -257,3 +260,15 @@ def tabular(run: Run) -> None:
         r = result[name]
         if r["accepted"] != r[key]:
             raise RuntimeError(f"tabular {name}: only {r['accepted']} of {r[key]} accepted")
+
+
+def console(run: Run) -> None:
+    from humiao_dev.bench.console_runs import console_phase
+
+    result = console_phase(run.ctx, run.args.console_alerts, run.args.console_requests,
+                           run.args.seed + 3)
+    run.details["console"] = result
+    run.flat["console_queue_p95_ms"] = result["p95_ms"]
+    say(f"   {result['requests']} queue pages over {result['alerts']:,} alerts: p50 "
+        f"{result['p50_ms']} ms, p95 {result['p95_ms']} ms, p99 {result['p99_ms']} ms "
+        "(target p95 < 300 ms)")
