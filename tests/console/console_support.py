@@ -8,6 +8,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -68,8 +69,9 @@ async def console_app(desk: Desk, *, development: bool = True, **settings: objec
 
 
 @asynccontextmanager
-async def served_console(desk: Desk) -> AsyncIterator[str]:
-    """The console on a real port (uvicorn in this loop), for streams and the browser."""
+async def served_console(desk: Desk, app: Any = None) -> AsyncIterator[str]:
+    """The console (or another ASGI `app`) on a real port, served by uvicorn in this
+    loop, for streams, the browser and an OIDC provider."""
     import asyncio
     import socket
 
@@ -77,8 +79,9 @@ async def served_console(desk: Desk) -> AsyncIterator[str]:
 
     from humiao.console.main import _Server
 
-    app = create_app(DeskClient(desk.channel),
-                     ConsoleSettings(humiao_console_cookie_secure=False), development=True)
+    if app is None:
+        app = create_app(DeskClient(desk.channel),
+                         ConsoleSettings(humiao_console_cookie_secure=False), development=True)
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     server = _Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off",
