@@ -13,9 +13,9 @@ from humiao.api.alerts.v1 import alerts_pb2
 from humiao.api.desk.v1 import desk_pb2
 from humiao.api.events.v1 import events_pb2
 from humiao.console import picture
+from humiao.console.actions import ACTIONS, perform, values_of
 from humiao.console.desk_client import DeskRefusal
 from humiao.console.filters import RESOLUTIONS
-from humiao.console.routes_queue import resolve_request
 from humiao.console.sessions import Session
 from humiao.console.web import (
     check_form,
@@ -29,7 +29,6 @@ from humiao.console.web import (
 
 router = APIRouter()
 ALERT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
-ACTIONS = ("acknowledge", "assign", "note", "resolve", "reopen")
 
 
 def offered(session: Session, status: str, assignee: str) -> list[str]:
@@ -115,26 +114,9 @@ async def act(request: Request, alert_id: str, action: str) -> Response:
         return error_page(request, "err_not_found", 404)
     version_text = text_field(form, "version", 10)
     version = int(version_text) if version_text.isdigit() else 0
-    note = text_field(form, "note")
-    desk = parts(request).desk
     try:
-        if action == "acknowledge":
-            await desk.call(session.token, "AcknowledgeAlert", desk_pb2.AcknowledgeAlertRequest(
-                alert_id=alert_id, expected_version=version, note=note))
-        elif action == "assign":
-            await desk.call(session.token, "AssignAlert", desk_pb2.AssignAlertRequest(
-                alert_id=alert_id, expected_version=version,
-                assignee=text_field(form, "assignee", 128), reason=note))
-        elif action == "note":
-            await desk.call(session.token, "AddNote",
-                            desk_pb2.AddNoteRequest(alert_id=alert_id, text=note))
-        elif action == "resolve":
-            await desk.call(session.token, "ResolveAlert", resolve_request(alert_id, version, {
-                "resolution": text_field(form, "resolution", 40), "note": note,
-                "recovered": text_field(form, "recovered", 20)}))
-        else:
-            await desk.call(session.token, "ReopenAlert", desk_pb2.ReopenAlertRequest(
-                alert_id=alert_id, expected_version=version, reason=note))
+        await perform(parts(request).desk, session.token, action, alert_id, version,
+                      values_of(form))
     except DeskRefusal as refusal:
         return refusal_page(request, refusal)
     return RedirectResponse(f"/alerts/{alert_id}", status_code=303)

@@ -14,10 +14,10 @@ from fastapi.responses import Response
 from humiao.api.alerts.v1 import alerts_pb2
 from humiao.api.desk.v1 import desk_pb2
 from humiao.console.desk_client import DeskRefusal
-from humiao.console.filters import BadFilter, QueueQuery
+from humiao.console.filters import QueueQuery
 from humiao.console.i18n import SHANGHAI
-from humiao.console.routes_queue import _multi
-from humiao.console.web import error_page, page, parts, refusal_page, signed_in
+from humiao.console.routes_queue import parsed_query
+from humiao.console.web import page, parts, refusal_page, signed_in
 
 router = APIRouter()
 OPEN = ("OPEN", "ACKNOWLEDGED", "REOPENED")
@@ -84,10 +84,9 @@ def _default_range() -> tuple[str, str]:
 @router.get("/overview")
 async def overview(request: Request) -> Response:
     session = signed_in(request)
-    try:
-        query = QueueQuery.parse(_multi(request))
-    except BadFilter as exc:
-        return error_page(request, "err_bad_filter", 400, str(exc))
+    query = parsed_query(request)
+    if isinstance(query, Response):
+        return query
     start, end = _default_range()
     query = QueueQuery(regions=query.regions, period_from=query.period_from or start,
                        period_to=query.period_to or end)

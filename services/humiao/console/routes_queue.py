@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from humiao.api.alerts.v1 import alerts_pb2
 from humiao.api.desk.v1 import desk_pb2
 from humiao.console import export, i18n
+from humiao.console.actions import perform, values_of
 from humiao.console.desk_client import DeskRefusal
 from humiao.console.filters import (
     CODES,
@@ -84,10 +85,9 @@ async def home() -> Response:
 @router.get("/alerts")
 async def queue(request: Request) -> Response:
     session = signed_in(request)
-    try:
-        query = QueueQuery.parse(_multi(request))
-    except BadFilter as exc:
-        return error_page(request, "err_bad_filter", 400, str(exc))
+    query = parsed_query(request)
+    if isinstance(query, Response):
+        return query
     try:
         _, context = await _results(request, session, query)
     except DeskRefusal as refusal:
@@ -103,6 +103,14 @@ async def queue(request: Request) -> Response:
     }, session=session)
 
 
+def parsed_query(request: Request) -> QueueQuery | Response:
+    """The queue filters of the URL, or the page that names the one at fault."""
+    try:
+        return QueueQuery.parse(_multi(request))
+    except BadFilter as exc:
+        return error_page(request, "err_bad_filter", 400, str(exc))
+
+
 def _multi(request: Request) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for key, value in request.query_params.multi_items():
@@ -115,10 +123,9 @@ async def stream(request: Request) -> Response:
     """Server-sent events: `changed` whenever an alert of the filter gets a new version
     (the page then reloads its rows and marks the changed ones)."""
     session = signed_in(request)
-    try:
-        query = QueueQuery.parse(_multi(request))
-    except BadFilter as exc:
-        return error_page(request, "err_bad_filter", 400, str(exc))
+    query = parsed_query(request)
+    if isinstance(query, Response):
+        return query
     if session.streams >= MAX_STREAMS_PER_SESSION:
         return Response(status_code=429)
     desk = parts(request).desk
@@ -155,50 +162,14 @@ class Outcome:
 
 async def _one(request: Request, session: Session, action: str, alert_id: str, version: int,
                form_values: dict[str, str]) -> Outcome:
-    desk = parts(request).desk
     try:
-        if action == "acknowledge":
-            await desk.call(session.token, "AcknowledgeAlert", desk_pb2.AcknowledgeAlertRequest(
-                alert_id=alert_id, expected_version=version, note=form_values["note"]))
-        elif action == "assign":
-            await desk.call(session.token, "AssignAlert", desk_pb2.AssignAlertRequest(
-                alert_id=alert_id, expected_version=version, assignee=form_values["assignee"],
-                reason=form_values["note"]))
-        else:
-            await desk.call(session.token, "ResolveAlert", resolve_request(
-                alert_id, version, form_values))
+        await perform(parts(request).desk, session.token, action, alert_id, version,
+                      form_values)
     except DeskRefusal as refusal:
         w = i18n.words(language(request))
         detail = f" ({refusal.detail})" if refusal.kind == "invalid" else ""
         return Outcome(alert_id, False, w[f"err_{refusal.kind}"] + detail)
     return Outcome(alert_id, True)
-
-
-def yuan_to_fen(text: str) -> int:
-    """'1,234.5' -> 123450; integer arithmetic only."""
-    text = text.replace(",", "").strip()
-    if not text:
-        return 0
-    whole, _, cents = text.partition(".")
-    bad_cents = bool(cents) and (not cents.isdigit() or len(cents) > 2)
-    if not whole.isdigit() or bad_cents or len(whole) > 12:
-        raise ValueError("amount: yuan with at most two decimals")
-    return int(whole) * 100 + int((cents + "00")[:2])
-
-
-def resolve_request(alert_id: str, version: int, values: dict[str, str]
-                    ) -> desk_pb2.ResolveAlertRequest:
-    resolution = values["resolution"]
-    if resolution not in RESOLUTIONS:
-        raise DeskRefusal("invalid", "resolution: choose one")
-    try:
-        recovered = yuan_to_fen(values.get("recovered", ""))
-    except ValueError as exc:
-        raise DeskRefusal("invalid", str(exc)) from None
-    return desk_pb2.ResolveAlertRequest(
-        alert_id=alert_id, expected_version=version,
-        resolution=resolution,
-        amount_recovered_fen=recovered, note=values["note"])
 
 
 @router.post("/alerts/bulk")
@@ -213,9 +184,7 @@ async def bulk(request: Request) -> Response:
         return error_page(request, "err_invalid", 400, "action, sel")
     if len(picked) > MAX_SELECTED:
         return error_page(request, "err_too_many", 400)
-    values = {"note": text_field(form, "note"), "assignee": text_field(form, "assignee", 128),
-              "resolution": text_field(form, "resolution", 40),
-              "recovered": text_field(form, "recovered", 20)}
+    values = values_of(form)
     outcomes = []
     for item in picked:
         alert_id, _, version = item.partition(":")
@@ -266,11 +235,11 @@ async def export_masked(request: Request, fmt: str) -> Response:
     session = signed_in(request)
     if fmt not in ("csv", "xlsx"):
         return error_page(request, "err_not_found", 404)
+    query = parsed_query(request)
+    if isinstance(query, Response):
+        return query
     try:
-        query = QueueQuery.parse(_multi(request))
         alerts = await _all_rows(request, session, query)
-    except BadFilter as exc:
-        return error_page(request, "err_bad_filter", 400, str(exc))
     except DeskRefusal as refusal:
         return refusal_page(request, refusal)
     if alerts is None:
