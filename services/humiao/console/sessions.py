@@ -58,6 +58,7 @@ class SessionStore:
             self._sessions.popitem(last=False)
         sid = secrets.token_urlsafe(32)
         session = Session(sid, token, name, role, regions, all_regions)
+        session.created = session.seen = self._now()
         self._sessions[sid] = session
         return session
 
