@@ -8,7 +8,7 @@ PROTOS := $(shell find protos -name '*.proto')
 GEN_STAMP := services/humiao/api/.generated
 
 .DEFAULT_GOAL := help
-.PHONY: browser help install proto demo demo-shuffled demo-workbooks test test-unit test-integration test-faults lint bench up down status clean
+.PHONY: browser screenshots help install proto demo demo-shuffled demo-workbooks test test-unit test-integration test-faults lint bench up down status clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
@@ -39,7 +39,12 @@ demo-workbooks: install ## The same city as the .xlsx workbooks a bureau receive
 	$(PY) -m humiao_dev.demo --from-workbooks $(DEMO_ARGS)
 
 browser: ## Debian's chromium (and a CJK font) for the console's browser tests, when missing
-	@test -x /usr/bin/chromium || (apt-get update -q && apt-get install -y -q chromium fonts-wqy-microhei)
+	@test -x "$${HUMIAO_CHROMIUM:-/usr/bin/chromium}" || (apt-get update -q && apt-get install -y -q chromium fonts-wqy-microhei) \
+	  || { echo "make: the console's browser tests need Debian's chromium: run (as root)"; \
+	       echo "  apt-get install chromium fonts-wqy-microhei   (or set HUMIAO_CHROMIUM=/path/to/chromium)"; exit 1; }
+
+screenshots: install browser ## The README's console screenshots, made by the browser test
+	HUMIAO_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q tests/console/test_console_live.py -k day
 
 test: install browser ## Run the whole test suite (unit, integration, e2e, faults)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -95,3 +95,63 @@ async def test_a_caseworker_works_the_queue_by_keyboard_and_sees_new_alerts_live
             assert not problems, problems  # no CSP refusal, no script error
         finally:
             await browser.close()
+
+
+async def test_a_caseworker_day_in_the_browser(desk: Desk, city: City, tmp_path: Path) -> None:
+    """Filter, open an alert, reveal the whole ID (audited), acknowledge, resolve, export
+    the ledger and read it back, switch language; a viewer sees no actions and a forged
+    post is refused. HUMIAO_SCREENSHOTS=DIR keeps the screenshots the README shows."""
+    import openpyxl
+    from playwright.async_api import async_playwright
+
+    shots = Path(os.environ.get("HUMIAO_SCREENSHOTS") or tmp_path)
+    async with served_console(desk) as base, async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = await browser.new_page(locale="zh-CN", viewport={"width": 1280, "height": 860})
+            await page.goto(f"{base}/login?token=tok-li")
+            await page.screenshot(path=str(shots / "queue.png"))
+            await page.locator("#f-code").select_option("PAID_AFTER_DEATH")
+            await page.get_by_role("button", name="查询").click()
+            await page.wait_for_url("**/alerts?*code=PAID_AFTER_DEATH*")
+            assert await page.locator("table.queue tbody tr[id]").count() == city.deaths
+            await page.locator("table.queue tbody tr[id] a").first.click()
+            await page.wait_for_url("**/alerts/A*")
+            assert "110105***" in await page.locator("#child-id").inner_text()
+            await page.screenshot(path=str(shots / "alert.png"), full_page=True)
+            audits = await desk.pool.fetchval("SELECT count(*) FROM desk_audit")
+            await page.get_by_role("button", name="显示完整身份证号（将被审计）").click()
+            await page.wait_for_load_state()
+            assert await page.locator("#child-id").inner_text() == city.dead_child
+            assert await desk.pool.fetchval("SELECT count(*) FROM desk_audit") == audits + 1
+            alert_url = page.url.removesuffix("/reveal")
+            await page.goto(alert_url)
+            await page.locator("#a-note-acknowledge").fill("核实中")
+            await page.get_by_role("button", name="认领").click()
+            await page.wait_for_url(alert_url)
+            await page.locator("#a-resolution").select_option("CONFIRMED_IMPROPER")
+            await page.locator("#a-recovered").fill("1,200.00")
+            await page.locator("#a-note-resolve").fill("已追回")
+            await page.get_by_role("button", name="办结").click()
+            await page.wait_for_url(alert_url)
+            assert "已办结" in await page.locator("h1").inner_text()
+            await page.goto(f"{base}/alerts?code=PAID_AFTER_DEATH")
+            async with page.expect_download() as info:
+                await page.get_by_role("link", name="导出整改台账 (Excel)").click()
+            saved = tmp_path / "ledger.xlsx"
+            await (await info.value).save_as(saved)
+            sheet = openpyxl.load_workbook(saved).active
+            assert sheet is not None and sheet.max_row == 1 + city.deaths
+            await page.get_by_role("link", name="English").click()
+            await page.wait_for_url("**/alerts?*")
+            assert "Alert queue" in await page.locator("h1").inner_text()
+
+            viewer = await browser.new_page()
+            await viewer.goto(f"{base}/login?token=tok-viewer-a")
+            await viewer.goto(alert_url)
+            assert await viewer.locator("form.action").count() == 0
+            forged = await viewer.request.post(f"{alert_url}/acknowledge",
+                                               form={"version": "1", "csrf": "forged"})
+            assert forged.status == 403
+        finally:
+            await browser.close()
