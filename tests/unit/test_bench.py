@@ -121,7 +121,8 @@ def test_command_line_defaults_are_the_full_run() -> None:
     full = parse_args([])
     assert full.events == 1_000_000
     assert full.memory_sizes == [10_000, 100_000, 1_000_000]
-    assert full.steps == ["raw", "verifier", "two", "ingest", "latency", "memory", "tabular"]
+    assert full.steps == ["raw", "verifier", "two", "ingest", "latency", "memory", "tabular",
+                          "console"]
     assert full.ingest_events == 100_000  # also the rows of the payment workbook (step 7)
     quick = parse_args(["--quick"])
     assert quick.events == 100_000
