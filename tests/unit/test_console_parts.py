@@ -96,3 +96,13 @@ def test_sessions_end_when_idle_and_the_oldest_go_first() -> None:
     assert store.get(a.sid) is None
     assert store.get(b.sid) is b and store.get(c.sid) is c
     assert store.get("x" * 100) is None and not b.csrf_ok("") and b.csrf_ok(b.csrf)
+
+
+def test_a_schooling_extension_keeps_the_band_open_past_the_18th_birthday() -> None:
+    extension = desk_pb2.TimelineEntry(valid_date="2028-04-01", kind="schoolingExtension",
+                                       relation="CHILD")
+    extension.event.schooling_extension.valid_until = "2028-08-31"
+    timeline = desk_pb2.GetChildTimelineResponse(entries=[
+        _entry("childEnrolled", "2027-10-10", born="2010-05-01"), extension])
+    due = [c.month for c in picture.draw(timeline, "2028-09").cells if c.state == "due"]
+    assert due[0] == "2027-10" and due[-1] == "2028-08"  # 18 in 2028-05, extended to August

@@ -85,17 +85,28 @@ def _adulthood(entries: list[desk_pb2.TimelineEntry]) -> int | None:
 
 
 def _enrolled_band(entries: list[desk_pb2.TimelineEntry]) -> tuple[int | None, int | None]:
-    start, end = None, _adulthood(entries)
+    """(first month, month after the last) the child was enrolled, as the facts say: from
+    the approval to the first of an enrollment end, an adoption, the child's death, and the
+    18th birthday (or the end of a schooling extension, when later)."""
+    start = None
+    ends: list[int] = []
+    age_end = _adulthood(entries)
     for e in entries:
         month = _month_index(e.valid_date)
         if month is None:
             continue
         if e.kind == "childEnrolled" and e.relation == "CHILD":
             start = month if start is None else min(start, month)
+        elif e.kind == "schoolingExtension":
+            until = _month_index(e.event.schooling_extension.valid_until)
+            if until is not None:
+                age_end = max(age_end or 0, until + 1)
         elif (e.kind in ("enrollmentEnded", "childAdopted")
               or (e.kind == "personDied" and e.relation == "CHILD")):
-            end = month if end is None else min(end, month)
-    return start, end
+            ends.append(month)
+    if age_end is not None:
+        ends.append(age_end)
+    return start, min(ends) if ends else None
 
 
 def draw(timeline: desk_pb2.GetChildTimelineResponse, focus_period: str = "") -> Picture:
