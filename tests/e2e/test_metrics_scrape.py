@@ -1,7 +1,7 @@
-"""Metrics that tell the truth: start ingest, verifier, desk and notifier as processes against the
-real broker and PostgreSQL, push a little traffic through them (events with real-looking
-ID numbers, a duplicate, an invalid event, a desk query), scrape every /metrics endpoint
-and check that
+"""Metrics that tell the truth: start ingest, verifier, desk, notifier and console as
+processes against the real broker and PostgreSQL, push a little traffic through them
+(events with real-looking ID numbers, a duplicate, an invalid event, a desk query, console
+pages), scrape every /metrics endpoint and check that
 
 (a) the catalogue in deploy/OPERATIONS.md is exactly what the services export, with the
     same types and label names;
@@ -26,6 +26,7 @@ from types import ModuleType
 from typing import Any
 
 import grpc
+import httpx
 import prometheus_client
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -51,7 +52,7 @@ from strategies import random_envelope
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("ingest", "verifier", "desk", "notifier")
+SERVICES = ("ingest", "verifier", "desk", "notifier", "console")
 SOURCE_TOKEN = "scrape-test-source-token"
 STAFF_TOKEN = "scrape-test-staff-token"
 PSEUDONYM_KEY = "scrape-test-pseudonym-key"
@@ -74,7 +75,8 @@ lint = load_lint()
 def services(
     kafka_bootstrap: str, database_url: str, tmp_path: Path
 ) -> Iterator[dict[str, ServiceProcess]]:
-    """The three services as processes, each with its ready file and log."""
+    """The services as processes, each with its ready file and log; the console, the
+    desk's client, once the desk serves."""
     kafka = KafkaSettings(
         kafka_bootstrap_servers=kafka_bootstrap,
         humiao_topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
@@ -91,7 +93,14 @@ def services(
         HUMIAO_STAFF_CREDENTIALS=staff_credentials(**{STAFF_TOKEN: ("scraper", "supervisor", "*")}),
         HUMIAO_NOTIFY_ROUTES=notify_routes(tmp_path),
     )
-    running = start_serving(SERVICES, env, tmp_path)
+    running = start_serving([s for s in SERVICES if s != "console"], env, tmp_path)
+    try:
+        running.update(start_serving(["console"], {
+            **env, "HUMIAO_DESK_TARGET": running["desk"].target,
+            "HUMIAO_CONSOLE_PORT": "0", "HUMIAO_CONSOLE_COOKIE_SECURE": "false"}, tmp_path))
+    except BaseException:
+        stop_all(running.values())
+        raise
     try:
         yield running
     finally:
@@ -149,6 +158,13 @@ def drive_traffic(running: dict[str, ServiceProcess]) -> tuple[list[str], int]:
             metadata=bearer(STAFF_TOKEN),
             timeout=10,
         )
+    # the console: a sign-in, the queue, an alert page of nobody, and a filter holding an ID
+    assert running["console"].info is not None
+    with httpx.Client(base_url=running["console"].info["http"], timeout=10) as console:
+        assert console.get(f"/login?token={STAFF_TOKEN}").status_code == 303
+        assert console.get("/alerts").status_code == 200
+        assert console.get(f"/alerts/A{'0' * 24}").status_code == 404
+        assert console.get(f"/alerts?child={good}").status_code == 400
     assert all(len(i) == 18 for i in ids) and len(ids) >= 10
     return sorted(ids), first.accepted
 

@@ -11,9 +11,8 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import Counter, Histogram
 
-from humiao.console import routes_alert, routes_auth, routes_overview, routes_queue
+from humiao.console import metrics, routes_alert, routes_auth, routes_overview, routes_queue
 from humiao.console.desk_client import DeskClient, DeskRefusal
 from humiao.console.sessions import SessionStore
 from humiao.console.settings import ConsoleSettings
@@ -29,11 +28,6 @@ from humiao.console.web import (
 )
 
 log = logging.getLogger("humiao.console")
-
-REQUESTS = Counter("humiao_console_requests_total",
-                   "Console HTTP requests by route template and status", ["route", "status"])
-LATENCY = Histogram("humiao_console_request_seconds", "Console request time by route template",
-                    ["route"], buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5))
 
 #: No inline script or style anywhere: htmx and the console's script are files of ours.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -83,8 +77,7 @@ def create_app(desk: DeskClient, settings: ConsoleSettings, *, development: bool
         if not request.url.path.startswith("/static/"):
             response.headers.setdefault("Cache-Control", "no-store")
         route = _route_of(request)
-        REQUESTS.labels(route, str(response.status_code)).inc()
-        LATENCY.labels(route).observe(time.perf_counter() - started)
+        metrics.observe(route, response.status_code, time.perf_counter() - started)
         log.info("method=%s route=%s status=%d ms=%.1f", request.method, route,
                  response.status_code, 1000 * (time.perf_counter() - started))
         return response
