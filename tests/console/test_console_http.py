@@ -9,7 +9,6 @@ import re
 import openpyxl
 import pytest
 from console_support import (
-    BASE,
     WHOLE_ID,
     City,
     console_app,
@@ -336,5 +335,38 @@ async def test_signing_out_ends_the_session(desk: Desk, city: City) -> None:
         assert (await client.get("/alerts")).status_code == 303
 
 
-async def test_the_base_url_is_what_the_tests_post_from() -> None:
-    assert BASE.startswith("http://")
+
+async def test_whole_id_reads_need_the_token_the_region_and_a_known_alert(
+    desk: Desk, city: City
+) -> None:
+    """The two doors to whole ID numbers (reveal, whole-ID export) refuse a forged form,
+    another region's alert and a malformed id, and none of them leaves an audit row."""
+    own = await desk.pool.fetchval("SELECT alert_id FROM alerts WHERE code = 'PAID_AFTER_DEATH'")
+    other = await desk.pool.fetchval(
+        "SELECT alert_id FROM alerts WHERE region = $1 LIMIT 1", REGION_B)
+    async with console_app(desk) as client:
+        await sign_in(client, "tok-li")
+        token = csrf_of((await client.get("/alerts")).text)
+        tries = [
+            ("/alerts/" + own + "/reveal", {}, 403),
+            ("/alerts/" + own + "/reveal", {"csrf": "forged"}, 403),
+            ("/alerts/" + other + "/reveal", {"csrf": token}, 404),
+            ("/alerts/" + "x" * 65 + "/reveal", {"csrf": token}, 404),
+            ("/export.xlsx", {"code": "PAID_AFTER_DEATH"}, 403),
+            ("/export.xlsx", {"csrf": token, "region": "11010"}, 400),
+        ]
+        for url, form, status in tries:
+            answer = await post_form(client, url, form)
+            assert answer.status_code == status, (url, form, answer.status_code)
+            assert city.dead_child not in answer.text
+        assert await desk.pool.fetchval("SELECT count(*) FROM desk_audit") == 0
+
+
+async def test_the_overview_and_the_stream_refuse_bad_filters(desk: Desk, city: City) -> None:
+    async with console_app(desk) as client:
+        await sign_in(client, "tok-zhao")
+        for url in ("/overview?from=2024-13", "/overview?region=abc",
+                    "/alerts/stream?code=NOPE", "/export.csv?size=7"):
+            answer = await client.get(url)
+            assert answer.status_code == 400, url
+        assert (await client.get("/export.pdf")).status_code == 404

@@ -67,7 +67,7 @@ def to_csv(alerts: Sequence[desk_pb2.Alert], lang: str) -> bytes:
 
 
 def to_xlsx(alerts: Sequence[desk_pb2.Alert], lang: str) -> bytes:
-    book = Workbook(write_only=False)
+    book = Workbook()
     sheet = book.active
     assert sheet is not None
     sheet.title = "整改台账" if lang == "zh" else "Ledger"

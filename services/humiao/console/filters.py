@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from humiao.api.alerts.v1 import alerts_pb2
 from humiao.api.desk.v1 import desk_pb2
+from humiao.domain.identity import holds_id_shape
 
 CODES = tuple(alerts_pb2.AlertCode.keys())[1:]  # without the UNSPECIFIED zero
 STATUSES = tuple(alerts_pb2.AlertStatus.keys())[1:]
@@ -25,7 +26,6 @@ _REGION = re.compile(r"\d{6}", re.ASCII)
 _PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])", re.ASCII)
 #: A child's pseudonymous key (identity.pseudonym): 32 hex characters, never an ID number.
 _KEY = re.compile(r"[0-9a-f]{32}", re.ASCII)
-_ID_SHAPED = re.compile(r"\d{17}[\dXx]", re.ASCII)
 _TOKEN = re.compile(r"[A-Za-z0-9_=.-]{1,512}", re.ASCII)
 MAX_VALUES = 100
 
@@ -97,7 +97,7 @@ class QueueQuery:
             size=int(size_text),
             page=_one(params, "page", _TOKEN, max_len=512),
         )
-        if _ID_SHAPED.search(query.assignee):
+        if holds_id_shape(query.assignee):
             raise BadFilter("assignee: a name, not an ID number")
         if query.period_from and query.period_to and query.period_from > query.period_to:
             raise BadFilter("to: must not be before from")
@@ -118,7 +118,7 @@ class QueueQuery:
 
     def params(self, **changes: object) -> list[tuple[str, str]]:
         """The query as URL parameters (defaults left out), with `changes` applied."""
-        values = {
+        values: dict[str, object] = {
             "region": list(self.regions), "code": list(self.codes),
             "status": list(self.statuses), "from": self.period_from, "to": self.period_to,
             "assignee": self.assignee, "mine": "1" if self.mine else "",
@@ -126,7 +126,7 @@ class QueueQuery:
             "asc": "1" if self.ascending else "", "size": "" if self.size == 50 else str(self.size),
             "page": self.page,
         }
-        values.update({k: v for k, v in changes.items()})  # type: ignore[misc]
+        values.update(changes)
         out: list[tuple[str, str]] = []
         for name, value in values.items():
             for v in (value if isinstance(value, list) else [value]):

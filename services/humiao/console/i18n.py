@@ -7,6 +7,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 from humiao.domain.labels import CODES_ZH, STATUS_ZH
+from humiao.domain.values import format_fen as yuan  # noqa: F401  (integer fen as yuan)
 
 LANGUAGES = ("zh", "en")
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -91,6 +92,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "kind": ("类型", "Kind"),
     "recorded_at": ("记录时间", "Recorded"),
     "event_id": ("事实编号", "Fact id"),
+    "alert_id": ("预警编号", "Alert id"),
     "not_held": ("（未找到该事实）", "(fact not held)"),
     "raised": ("发现时间", "Raised"),
     "updated": ("更新时间", "Updated"),
@@ -146,9 +148,13 @@ WORDS: dict[str, tuple[str, str]] = {
 }
 
 
+_BY_LANGUAGE = {lang: {key: pair[i] for key, pair in WORDS.items()}
+                for i, lang in enumerate(LANGUAGES)}
+
+
 def words(lang: str) -> dict[str, str]:
-    i = 0 if lang == "zh" else 1
-    return {key: pair[i] for key, pair in WORDS.items()}
+    """The words of `lang` (Chinese for anything else); built once, read per row."""
+    return _BY_LANGUAGE.get(lang, _BY_LANGUAGE["zh"])
 
 
 def code_label(code: str, lang: str) -> str:
@@ -169,13 +175,6 @@ def program_label(program: str, lang: str) -> str:
     if lang == "zh":
         return PROGRAMS_ZH.get(program, program)
     return program.replace("_", " ").capitalize()
-
-
-def yuan(fen: int) -> str:
-    """Integer fen as yuan with thousands separators: 123456789 -> '1,234,567.89'."""
-    sign = "-" if fen < 0 else ""
-    whole, cents = divmod(abs(int(fen)), 100)
-    return f"{sign}{whole:,}.{cents:02d}"
 
 
 def local_time(moment: dt.datetime | None) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from humiao.api.alerts.v1 import alerts_pb2
 from humiao.api.desk.v1 import desk_pb2
+from humiao.domain.values import Period
 
 #: Months drawn at most: the last ones up to the alert's period and beyond it.
 MAX_MONTHS = 48
@@ -25,16 +26,15 @@ _STATE_RANK = {"due": 0, "paid": 1, "reversed": 2, "flagged": 3}
 
 
 def _month_index(text: str) -> int | None:
-    """'2024-03' or '2024-03-05' -> a month number; None for anything else."""
+    """'2024-03' or '2024-03-05' -> the month's Period index; None for anything else."""
     try:
-        year, month = int(text[:4]), int(text[5:7])
-    except (ValueError, IndexError):
+        return Period.parse(text[:7]).index
+    except ValueError:
         return None
-    return year * 12 + month - 1 if 1 <= month <= 12 else None
 
 
 def _label(index: int) -> str:
-    return f"{index // 12}-{index % 12 + 1:02d}"
+    return str(Period(index))
 
 
 @dataclass

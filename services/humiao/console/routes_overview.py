@@ -18,6 +18,7 @@ from humiao.console.filters import QueueQuery
 from humiao.console.i18n import SHANGHAI
 from humiao.console.routes_queue import parsed_query
 from humiao.console.web import page, parts, refusal_page, signed_in
+from humiao.domain.values import Period
 
 router = APIRouter()
 OPEN = ("OPEN", "ACKNOWLEDGED", "REOPENED")
@@ -57,9 +58,9 @@ def tally(rows: list[desk_pb2.SummaryRow]) -> Overview:
 
 def months_between(start: str, end: str, most: int = 36) -> list[str]:
     """Every month from `start` to `end` (YYYY-MM), the last `most` of them."""
-    first = int(start[:4]) * 12 + int(start[5:7]) - 1
-    last = int(end[:4]) * 12 + int(end[5:7]) - 1
-    return [f"{m // 12}-{m % 12 + 1:02d}" for m in range(max(first, last - most + 1), last + 1)]
+    first, last = Period.parse(start), Period.parse(end)
+    return [str(Period(i)) for i in range(max(first.index, last.index - most + 1),
+                                          last.index + 1)]
 
 
 def bars(by_month: dict[str, Tally], months: list[str]) -> list[dict[str, object]]:
@@ -76,9 +77,9 @@ def bars(by_month: dict[str, Tally], months: list[str]) -> list[dict[str, object
 
 
 def _default_range() -> tuple[str, str]:
-    today = dt.datetime.now(SHANGHAI).date()
-    index = today.year * 12 + today.month - 1 - 11
-    return f"{index // 12}-{index % 12 + 1:02d}", f"{today.year}-{today.month:02d}"
+    """The last twelve months, this one included, in Asia/Shanghai."""
+    now = Period.of_date(dt.datetime.now(SHANGHAI).date())
+    return str(now + -11), str(now)
 
 
 @router.get("/overview")

@@ -3,11 +3,10 @@ the ledger export."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
@@ -56,7 +55,7 @@ async def _results(request: Request, session: Session, query: QueueQuery
         session.token, "ListAlerts", query.list_request(session.name))
     since = _since(request)
     now = dt.datetime.now(dt.UTC)
-    selected = set(request.query_params.getlist("sel"))
+    selected = {s.partition(":")[0] for s in request.query_params.getlist("sel")}
     rows = []
     for a in response.alerts:
         updated = a.updated_at.ToDatetime(dt.UTC)
@@ -65,8 +64,7 @@ async def _results(request: Request, session: Session, query: QueueQuery
             "status": alerts_pb2.AlertStatus.Name(a.status),
             "age": (now - a.raised_at.ToDatetime(dt.UTC)).total_seconds(),
             "fresh": since is not None and updated > since,
-            "checked": f"{a.alert_id}:{a.version}" in selected
-            or any(s.split(":")[0] == a.alert_id for s in selected),
+            "checked": a.alert_id in selected,  # kept across a live refresh
         })
     context: dict[str, object] = {
         "query": query, "rows": rows, "response": response,
@@ -144,8 +142,8 @@ async def stream(request: Request) -> Response:
                 elif time.monotonic() - last > KEEPALIVE_SECONDS:
                     yield ": keepalive\n\n"
                     last = time.monotonic()
-        except (DeskRefusal, asyncio.CancelledError):
-            return
+        except DeskRefusal:
+            return  # the person was signed out or deactivated: the stream ends
         finally:
             session.streams -= 1
 
@@ -207,7 +205,7 @@ async def _all_rows(request: Request, session: Session, query: QueueQuery
     out: list[desk_pb2.Alert] = []
     token = ""
     while True:
-        listing = QueueQuery(**{**query.__dict__, "size": 200, "page": token})
+        listing = replace(query, size=200, page=token)
         response = await desk.call(session.token, "ListAlerts",
                                    listing.list_request(session.name))
         out.extend(response.alerts)

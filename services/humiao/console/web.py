@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from humiao.console import i18n
 from humiao.console.desk_client import DeskClient, DeskRefusal
 from humiao.console.sessions import Session, SessionStore
 from humiao.console.settings import ConsoleSettings
+from humiao.domain.identity import holds_id_shape
 
 log = logging.getLogger("humiao.console")
 
@@ -85,11 +85,10 @@ def signed_in(request: Request) -> Session:
 
 
 def same_origin(request: Request) -> bool:
+    """No Origin header (an old client) passes; any Origin must be this console's host
+    ("null", sent from sandboxed pages, is not)."""
     origin = request.headers.get("origin")
-    if not origin or origin == "null":
-        return origin is None  # a browser that sends "null" is a sandboxed or odd origin
-    host = request.headers.get("host", "")
-    return origin.split("://", 1)[-1] == host
+    return origin is None or origin.split("://", 1)[-1] == request.headers.get("host", "")
 
 
 async def check_form(request: Request, session: Session) -> FormData:
@@ -132,14 +131,11 @@ def page(request: Request, name: str, context: Mapping[str, Any], *,
     return templates.TemplateResponse(request, name, full, status_code=status_code)
 
 
-_ID_IN_QUERY = re.compile(r"\d{17}[\dXx]", re.ASCII)
-
-
 def here(request: Request) -> str:
     """This page's path and query, for links back to it (the language switch); the query
     is dropped when it holds something ID-shaped, so no page repeats an ID in a link."""
     query = request.url.query
-    if not query or _ID_IN_QUERY.search(unquote(query)):
+    if not query or holds_id_shape(unquote(query)):
         return request.url.path
     return f"{request.url.path}?{query}"
 
