@@ -140,7 +140,11 @@ async def test_up_twice_status_ingest_wait_restart_and_down(
         report = json.loads(humiao("status", "--json", env=env).stdout)
         assert sum(p["lag"] for p in report["verifier_lag"]) == 0
         assert sum(p["end"] for p in report["verifier_lag"]) >= len(city.events)
-        assert sum(r["alerts"] for r in report["alerts"]) == len(city.before_corrections)
+        # alerts still implied (open) are the city's truth; a fact that arrived on one
+        # partition before a broadcast standard reached it may have raised an alert that
+        # the standard then withdrew, which `status` shows as WITHDRAWN history
+        assert sum(r["alerts"] for r in report["alerts"]
+                   if r["status"] != "WITHDRAWN") == len(city.before_corrections)
 
         # A service that died is noticed: `up` restarts the services, keeps the broker.
         os.kill(state["pids"]["desk"], signal.SIGTERM)
